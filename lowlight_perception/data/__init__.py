@@ -1,0 +1,1 @@
+"""Data layer: procedural scenes, relighting, degradations, datasets and image files."""

@@ -1,0 +1,1 @@
+"""Evaluation: segmentation, restoration and depth metrics, offline bag evaluation and reports."""

@@ -1,0 +1,74 @@
+"""The ``lowlight`` command: one entry point, one subcommand per tool.
+
+Every tool module exposes ``add_parser(subparsers)`` and ``run(args) -> int``. Errors the user
+can fix (bad paths, bad values) surface as one readable line and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .. import __version__
+from ..errors import LowlightError
+from . import bench, synth
+
+TOOLS = (synth, bench)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one line (plus a pointer to --help), like every other CLI error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="lowlight",
+        description="Low-light indoor scene understanding for ROS 2 robots: data, training, "
+        "export, evaluation and benchmarks.",
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"lowlight {__version__} ({Path(__file__).resolve().parents[1]})",
+    )
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=OneLineParser
+    )
+    for tool in TOOLS:
+        tool.add_parser(sub)
+    return parser
+
+
+def size_arg(text: str) -> tuple[int, int]:
+    """argparse type for ``WxH`` image sizes (e.g. ``640x480``)."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like 640x480, got {text!r}") from None
+    if w < 16 or h < 16 or w > 8192 or h > 8192:
+        raise argparse.ArgumentTypeError(f"size {w}x{h} outside 16..8192 pixels per side")
+    return w, h
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except LowlightError as err:
+        print(f"lowlight {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"lowlight {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"lowlight {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""ament_python package definition: pip extras so each machine installs only what it needs."""
+
+import os
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "lowlight_perception"
+
+ROS_WHEELS = [  # ROS 2 from PyPI, for machines without a ROS install (a sourced ROS wins)
+    "ros-rclpy",
+    "ros-sensor-msgs",
+    "ros-std-msgs",
+    "ros-diagnostic-msgs",
+    "ros-visualization-msgs",
+    "ros-rmw-fastrtps-cpp",
+]
+
+
+def share(subdir: str, pattern: str = "*") -> tuple[str, list[str]]:
+    return (
+        f"share/{PACKAGE}/{subdir}",
+        [p for p in glob(f"{subdir}/{pattern}") if os.path.isfile(p)],
+    )
+
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    description="Low-light indoor semantic segmentation (LISU) for ROS 2 robots",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(exclude=["test", "test.*"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        share("config"),
+        share("config/train"),
+        share("launch"),
+        share("models"),
+    ],
+    install_requires=[
+        "numpy>=1.24",
+        "pyyaml>=6",
+        "pillow>=10",
+        "tqdm>=4.60",
+        "onnxruntime>=1.17",
+        "rosbags>=0.10",
+    ],
+    extras_require={
+        "train": ["torch>=2.4", "onnx>=1.16", "h5py>=3.8", "matplotlib>=3.7"],
+        "ros": ROS_WHEELS,
+        "test": [
+            "pytest>=8",
+            "ruff>=0.6",
+            "colcon-core",
+            "colcon-ros",
+            "colcon-python-setup-py",
+            "ros-ament-package",
+        ],
+    },
+    entry_points={
+        "console_scripts": [
+            "lowlight = lowlight_perception.tools.cli:main",
+        ],
+    },
+    zip_safe=False,
+)

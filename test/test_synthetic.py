@@ -1,0 +1,177 @@
+"""Procedural low-light RGB-D scenes: ground truth, darkness, noise, determinism, geometry."""
+
+from __future__ import annotations
+
+import math
+from itertools import pairwise
+
+import numpy as np
+import pytest
+
+from lowlight_perception.camera import Intrinsics
+from lowlight_perception.classes import load_classes
+from lowlight_perception.data import synthetic
+
+
+def test_view_has_full_ground_truth_with_contract_dtypes(small_camera):
+    s = synthetic.random_view(0, 3, small_camera)
+    h, w = 120, 160
+    assert s.low.shape == s.normal.shape == s.albedo.shape == (h, w, 3)
+    assert s.low.dtype == s.normal.dtype == s.albedo.dtype == np.uint8
+    assert s.label.shape == (h, w) and s.label.dtype == np.uint8
+    assert s.depth.shape == (h, w) and s.depth.dtype == np.uint16
+    assert s.shading_low.dtype == s.shading_normal.dtype == np.float32
+    assert s.intrinsics == small_camera
+    assert s.label.max() < load_classes().num_classes
+
+
+def test_default_size_is_d435i_640x480():
+    s = synthetic.random_view(0, 0, Intrinsics.d435i())
+    assert s.low.shape == (480, 640, 3)
+
+
+def test_deterministic_from_seed_and_index(small_camera):
+    a, b = synthetic.random_view(5, 2, small_camera), synthetic.random_view(5, 2, small_camera)
+    for field in ("low", "normal", "label", "depth", "albedo", "shading_low"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+    c = synthetic.random_view(5, 3, small_camera)
+    assert not np.array_equal(a.normal, c.normal)
+    assert not np.array_equal(a.low, synthetic.random_view(6, 2, small_camera).low)
+
+
+def test_low_light_views_are_dark_and_noisy(small_camera):
+    views = [synthetic.random_view(1, i, small_camera) for i in range(12)]
+    low = np.mean([v.low.mean() for v in views])
+    normal = np.mean([v.normal.mean() for v in views])
+    assert low < 0.1 * normal, f"low {low:.1f} is not a small fraction of normal {normal:.1f}"
+    # noise: same scene rendered noise-free differs, relatively far more in the dark view
+    rng = np.random.default_rng(0)
+    size = synthetic.room_size(rng)
+    room = synthetic.generate_room(rng, size, keep_free=np.array([[1.5, 1.5]]))
+    pose = synthetic.Pose(np.array([1.5, 1.5, 1.2]), np.array([1.0, 1.0, -0.2]))
+    noisy = synthetic.render(room, pose, small_camera, np.random.default_rng(1))
+    clean = synthetic.render(room, pose, small_camera, np.random.default_rng(1), noise=False)
+    d_low = noisy.low.astype(float) - clean.low
+    d_normal = noisy.normal.astype(float) - clean.normal
+    assert d_low.std() > 0.5
+    snr_low = clean.low.mean() / d_low.std()
+    snr_normal = clean.normal.mean() / d_normal.std()
+    assert snr_low < 0.5 * snr_normal
+
+
+def test_noise_free_images_follow_retinex_model(small_camera):
+    """image = albedo x shading, except specular hot spots and clipping."""
+    rng = np.random.default_rng(3)
+    size = synthetic.room_size(rng)
+    room = synthetic.generate_room(rng, size, keep_free=np.array([[2.0, 2.0]]))
+    pose = synthetic.Pose(np.array([2.0, 2.0, 1.3]), np.array([-1.0, 0.4, -0.3]))
+    s = synthetic.render(room, pose, small_camera, np.random.default_rng(0), noise=False)
+    for image, shading in ((s.low, s.shading_low), (s.normal, s.shading_normal)):
+        model = s.albedo.astype(float) / 255 * shading[..., None] * 255
+        diffuse = (image < 250).all(axis=2)
+        err = np.abs(image.astype(float) - np.minimum(model, 255))[diffuse]
+        # specular adds light (never removes): the bulk of pixels match to quantisation
+        assert np.median(err) <= 1.0
+        assert (image.astype(float)[diffuse] >= np.minimum(model, 255)[diffuse] - 1.5).all()
+
+
+def test_glossy_classes_get_clipped_hot_spots_in_the_dark():
+    K = Intrinsics.d435i(128, 96)
+    glossy = {load_classes().index(n) for n in ("tv", "window", "painting", "table", "floor")}
+    hot_labels: set[int] = set()
+    for i in range(60):
+        s = synthetic.random_view(0, i, K)
+        hot = (s.low == 255).any(axis=2)
+        hot_labels |= set(np.unique(s.label[hot]).tolist())
+    assert hot_labels, "no clipped hot spot in 60 dark views"
+    assert hot_labels <= glossy, f"matte classes saturated: {hot_labels - glossy}"
+
+
+def test_depth_is_z_in_millimetres_matching_the_geometry(small_camera):
+    """Floor pixels back-projected from depth through the pose land at world height 0."""
+    rng = np.random.default_rng(11)
+    size = synthetic.room_size(rng)
+    room = synthetic.generate_room(rng, size, keep_free=np.array([[2.0, 2.0]]))
+    pose = synthetic.Pose(np.array([2.0, 2.0, 1.1]), np.array([1.0, 0.3, -0.6]))
+    s = synthetic.render(room, pose, small_camera, np.random.default_rng(0))
+    floor = (s.label == load_classes().index("floor")) & (s.depth > 0)
+    assert floor.sum() > 100
+    points = small_camera.backproject(s.depth / 1000.0)[floor]  # optical frame, metres
+    world = points @ pose.rotation().T + pose.position
+    np.testing.assert_allclose(world[:, 2], 0.0, atol=0.01)
+
+
+def test_depth_invalid_is_zero_on_windows_and_range_is_d435i(small_camera):
+    window = load_classes().index("window")
+    seen_window = False
+    for i in range(30):
+        s = synthetic.random_view(2, i, small_camera)
+        valid = s.depth[s.depth > 0]
+        assert valid.min() >= 280 and valid.max() <= 10000
+        if (s.label == window).any():
+            seen_window = True
+            assert (s.depth[s.label == window] == 0).all()
+    assert seen_window
+
+
+def test_all_classes_appear_over_a_few_hundred_views():
+    K = Intrinsics.d435i(64, 48)
+    counts = np.zeros(load_classes().num_classes, np.int64)
+    for i in range(300):
+        counts += np.bincount(synthetic.random_view(4, i, K).label.ravel(), minlength=len(counts))
+    missing = [load_classes().names[i] for i in range(1, len(counts)) if counts[i] == 0]
+    assert not missing, f"classes never rendered: {missing}"
+
+
+def test_sequence_is_smooth_and_never_inside_furniture(small_camera):
+    n = 40
+    frames = list(synthetic.sequence(3, 1, n, small_camera))
+    assert [f.name for f in frames] == [f"0001_{i:06d}" for i in range(n)]
+    step = np.mean([np.abs(a.albedo.astype(int) - b.albedo).mean() for a, b in pairwise(frames)])
+    jump = np.abs(
+        frames[0].albedo.astype(int) - synthetic.random_view(3, 1, small_camera).albedo
+    ).mean()
+    assert step < 0.3 * jump, f"consecutive frames differ by {step:.1f}, random views {jump:.1f}"
+    room, poses, _ = synthetic._sequence_setup(3, 1, n, 0.02)
+    moves = [np.linalg.norm(b.position - a.position) for a, b in pairwise(poses)]
+    assert max(moves) < 0.05
+    for pose in poses:
+        assert (pose.position > 0).all() and (pose.position < room.size).all()
+        for prim in room.primitives:
+            c, s_ = math.cos(-prim.yaw), math.sin(-prim.yaw)
+            d = pose.position - prim.center
+            local = np.array([c * d[0] - s_ * d[1], s_ * d[0] + c * d[1], d[2]])
+            assert not (np.abs(local) < prim.half).all(), "camera inside a primitive"
+    # a frame renders the same alone as inside the sequence (workers render frames independently)
+    np.testing.assert_array_equal(
+        synthetic.sequence_frame(3, 1, 7, n, small_camera).low, frames[7].low
+    )
+    with pytest.raises(ValueError):
+        synthetic.sequence_frame(3, 1, n, n, small_camera)
+
+
+def test_rotated_box_is_hit_on_its_surface_with_outward_normals(small_camera):
+    """Back-projected pixels of a yawed box lie on its surface; shading matches its normals."""
+    rng = np.random.default_rng(0)
+    room = synthetic.generate_room(rng, np.array([6.0, 6.0, 2.8]))
+    room.primitives = [
+        synthetic.Primitive(
+            "box",
+            np.array([4.0, 3.0, 0.6]),
+            np.array([0.5, 0.3, 0.6]),
+            0.6,
+            6,
+            synthetic.Material("plain", np.full(3, 0.5, np.float32), np.full(3, 0.3, np.float32)),
+        )
+    ]
+    pose = synthetic.Pose(np.array([1.5, 2.6, 1.0]), np.array([1.0, 0.15, -0.2]))
+    s = synthetic.render(room, pose, small_camera, np.random.default_rng(0), noise=False)
+    mask = s.label == 6
+    assert mask.sum() > 200
+    points = small_camera.backproject(s.depth / 1000.0)[mask] @ pose.rotation().T + pose.position
+    c, sn = math.cos(0.6), math.sin(0.6)
+    d = points - room.primitives[0].center
+    local = np.stack([c * d[:, 0] + sn * d[:, 1], -sn * d[:, 0] + c * d[:, 1], d[:, 2]], axis=1)
+    np.testing.assert_allclose(
+        np.max(np.abs(local) / room.primitives[0].half, axis=1), 1.0, atol=0.01
+    )
