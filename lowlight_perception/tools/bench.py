@@ -72,18 +72,76 @@ def bench_synth(size: tuple[int, int], views: int, workers: int | None) -> dict:
     }
 
 
+def _p50_ms(fn, runs: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return round(1000 * float(np.median(times)), 2)
+
+
+def bench_models(names: list[str], sizes: list[tuple[int, int]], runs: int, threads: int) -> dict:
+    """Latency of the deployed graph (uint8 frame in, published images out) per model and size:
+    PyTorch eager vs ONNX Runtime CPU, same frames, same thread count, in one run."""
+    import torch
+
+    from ..metadata import ModelMetadata
+    from ..models.export import FusedGraph, ort_session, random_init_model, write_graph
+
+    torch.set_num_threads(threads)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            model = random_init_model(name)
+            for size in sizes:
+                fused = FusedGraph(model, size, size)
+                frame = np.random.default_rng(0).integers(0, 256, (size[1], size[0], 3), np.uint8)
+                tensor = torch.from_numpy(frame)
+                with torch.no_grad():
+                    eager = _p50_ms(lambda fused=fused, tensor=tensor: fused(tensor), runs)
+                path = Path(tmp) / f"{name}_{size[0]}x{size[1]}.onnx"
+                meta = ModelMetadata(name, (), (), size, size)
+                write_graph(fused, path, meta, opset=17)
+                session = ort_session(path, threads)
+                ort = _p50_ms(lambda s=session, f=frame: s.run(None, {"frame": f}), runs)
+                rows.append(
+                    {
+                        "model": name,
+                        "size": f"{size[0]}x{size[1]}",
+                        "torch_ms_p50": eager,
+                        "ort_ms_p50": ort,
+                        "torch_over_ort": round(eager / ort, 2),
+                    }
+                )
+                print(
+                    f"  {name:12s} {size[0]}x{size[1]}: torch {eager:8.1f} ms, "
+                    f"onnxruntime {ort:8.1f} ms, ratio {eager / ort:.2f}"
+                )
+    return {
+        "benchmark": "models",
+        "threads": threads,
+        "runs": runs,
+        "rows": rows,
+        "machine": machine(),
+    }
+
+
 def write_result(result: dict, out_dir: Path, name: str) -> Path:
     """JSON (raw) + Markdown (table) side by side; returns the JSON path."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.json"
     path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    rows = [(k, v) for k, v in result.items() if k != "machine"]
+    rows = [(k, v) for k, v in result.items() if k not in ("machine", "rows")]
     rows += [(f"machine.{k}", v) for k, v in result["machine"].items()]
     table = "\n".join(f"| {k} | {v} |" for k, v in rows)
-    (out_dir / f"{name}.md").write_text(
-        f"# {result['benchmark']} benchmark\n\n| metric | value |\n|---|---|\n{table}\n",
-        encoding="utf-8",
-    )
+    text = f"# {result['benchmark']} benchmark\n\n| metric | value |\n|---|---|\n{table}\n"
+    if result.get("rows"):  # per-case results get their own table
+        keys = list(result["rows"][0])
+        text += "\n| " + " | ".join(keys) + " |\n|" + "---|" * len(keys) + "\n"
+        text += "".join("| " + " | ".join(str(r[k]) for k in keys) + " |\n" for r in result["rows"])
+    (out_dir / f"{name}.md").write_text(text, encoding="utf-8")
     return path
 
 
@@ -91,9 +149,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     from .cli import size_arg
 
     p = sub.add_parser("bench", help="speed benchmarks (results under bench/results/)")
-    benches = p.add_subparsers(
-        dest="bench", metavar="BENCH", required=True, parser_class=type(p)
-    )
+    benches = p.add_subparsers(dest="bench", metavar="BENCH", required=True, parser_class=type(p))
     s = benches.add_parser("synth", help="procedural views per second (goal >= 20 at 320x240)")
     s.add_argument("--size", type=size_arg, default=(320, 240), help="WxH (default 320x240)")
     s.add_argument("--views", type=int, default=40, help="views to time (default 40)")
@@ -107,6 +163,34 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--views", type=int, default=20, help="views to compare (default 20)")
     r.add_argument("--out-dir", type=Path, default=Path("bench/results"))
     r.set_defaults(run=run_relight)
+    m = benches.add_parser(
+        "models", help="forward latency per model: PyTorch eager vs ONNX Runtime (CPU)"
+    )
+    m.add_argument(
+        "--models",
+        nargs="+",
+        default=[
+            "lisu-tiny",
+            "lisu-small",
+            "lisu",
+            "lisu-seg",
+            "lisu-semi",
+            "dlv3p",
+            "dlv3p-joint",
+        ],
+    )
+    m.add_argument("--sizes", nargs="+", type=size_arg, default=[(320, 240), (640, 480)])
+    m.add_argument("--runs", type=int, default=5, help="timed runs per case (default 5)")
+    m.add_argument("--threads", type=int, default=2, help="threads for both runtimes")
+    m.add_argument("--out-dir", type=Path, default=Path("bench/results"))
+    m.set_defaults(run=run_models)
+
+
+def run_models(args: argparse.Namespace) -> int:
+    result = bench_models(args.models, args.sizes, args.runs, args.threads)
+    path = write_result(result, args.out_dir, "models")
+    print(f"-> {path}")
+    return 0
 
 
 def run_relight(args: argparse.Namespace) -> int:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import LowlightError
-from . import bench, synth
+from . import bench, export, synth, train
 
-TOOLS = (synth, bench)
+TOOLS = (synth, train, export, bench)
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -1,0 +1,1 @@
+"""Training: configuration presets and the two-stage LISU loop (torch required)."""

@@ -1,0 +1,453 @@
+"""Two-stage LISU training as small functions (torchvision references style).
+
+Stage ``decomp`` trains LISU-decomp unsupervised on low/normal pairs (Eq. 6). Stage ``joint``
+freezes it and trains the task network on cat(I, R) with the restoration target R(normal) and
+cross-entropy (Eq. 9); seg-only models (lisu-seg, dlv3p) train only this stage on raw RGB.
+``all`` runs both, as the paper does. One code path serves a single process and ``torchrun``
+(DistributedDataParallel over gloo on CPU or NCCL on GPUs).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from ..classes import load_classes
+from ..data.datasets import collate, open_dataset
+from ..errors import ConfigError
+from ..evaluation.metrics import ConfusionMatrix
+from ..models import build_model, summary
+from ..models.checkpoint import read_checkpoint, save_checkpoint
+from ..models.losses import decomposition_loss, joint_loss
+from .config import TrainConfig
+
+
+@dataclass
+class Runtime:
+    """Where this process runs: device, rank and world size (1 without torchrun)."""
+
+    device: torch.device
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_runtime(config: TrainConfig) -> Runtime:
+    """Pick the device and join the process group when launched by ``torchrun``."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    want = config.device
+    if want == "auto":
+        want = "cuda" if torch.cuda.is_available() else "cpu"
+    if want.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {config.device!r} asked for, but no CUDA device is available")
+    device = torch.device(f"cuda:{local}" if want == "cuda" and world > 1 else want)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Runtime(device, rank, world)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def make_loader(config: TrainConfig, split: str, rt: Runtime, shuffle: bool) -> DataLoader:
+    """DataLoader over the configured dataset; sharded per rank under torchrun."""
+    data = config.data
+    options = dict(data.options)
+    options["size"] = tuple(data.size)
+    try:
+        dataset = open_dataset(data.kind, data.path, split, **options)
+    except TypeError as err:  # an option the dataset class does not take
+        raise ConfigError(f"data.options do not fit data.kind={data.kind}: {err}") from None
+    if len(dataset) == 0:
+        raise ConfigError(f"the {split} split of {data.kind} {data.path or ''} is empty")
+    sampler = None
+    if rt.world > 1:
+        sampler = DistributedSampler(dataset, rt.world, rt.rank, shuffle=shuffle, seed=config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    return DataLoader(
+        dataset,
+        batch_size=config.batch_size,
+        shuffle=shuffle and sampler is None,
+        sampler=sampler,
+        num_workers=data.workers,
+        collate_fn=collate,
+        drop_last=shuffle and len(dataset) >= config.batch_size * rt.world,
+        generator=generator,
+        persistent_workers=data.workers > 0,
+    )
+
+
+def to_tensors(batch: dict[str, Any], device: torch.device) -> dict[str, torch.Tensor]:
+    """Collated numpy batch -> float images in [0, 1] NCHW, long labels, depth in metres."""
+
+    def image(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(a).to(device, non_blocking=True).permute(0, 3, 1, 2).float() / 255
+
+    out = {"low": image(batch["low"]), "normal": image(batch["normal"])}
+    if batch.get("label") is not None:
+        out["label"] = torch.from_numpy(batch["label"]).to(device).long()
+    if batch.get("depth") is not None:
+        out["depth_m"] = (
+            torch.from_numpy(batch["depth"].astype(np.float32)).to(device)[:, None] / 1000
+        )
+    return out
+
+
+class TrainStep(nn.Module):
+    """The loss of one stage as a module, so DistributedDataParallel syncs what it trains."""
+
+    def __init__(self, model: nn.Module, stage: str, config: TrainConfig):
+        super().__init__()
+        self.model, self.stage, self.config = model, stage, config
+
+    def forward(
+        self, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        loss_cfg = self.config.loss
+        decomp = self.model.decomp
+        if self.stage == "decomp":
+            r_low, i_low = decomp(batch["low"])
+            r_normal, i_normal = decomp(batch["normal"])
+            return decomposition_loss(
+                batch["low"],
+                batch["normal"],
+                r_low,
+                i_low,
+                r_normal,
+                i_normal,
+                lambda_cross=loss_cfg.lambda_cross,
+                lambda_init=loss_cfg.lambda_init,
+                lambda_smooth=loss_cfg.lambda_smooth,
+                lambda_g=loss_cfg.lambda_g,
+            )
+        targets = dict(batch)
+        if decomp is not None:
+            with torch.no_grad():  # frozen: the restoration target is R(normal) (paper §3.2)
+                targets["reflectance_target"] = decomp(batch["normal"])[0]
+        outputs = self.model(batch["low"])
+        return joint_loss(
+            outputs,
+            targets,
+            seg_kind=loss_cfg.seg,
+            gamma=loss_cfg.focal_gamma,
+            alpha=loss_cfg.focal_alpha,
+            depth_weight=loss_cfg.depth_weight,
+        )
+
+
+def poly_schedule(optimizer: torch.optim.Optimizer, total_steps: int, power: float):
+    """Polynomial decay lr = base * (1 - step / total) ** power, stepped per iteration."""
+    total = max(total_steps, 1)
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: max(0.0, 1 - min(step, total) / total) ** power
+    )
+
+
+def set_stage(model: nn.Module, stage: str, freeze_encoders: bool) -> list[nn.Parameter]:
+    """Freeze what the stage does not train; return the parameters to optimise."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    params = list(model.decomp_parameters() if stage == "decomp" else model.task_parameters())
+    for p in params:
+        p.requires_grad_(True)
+    if freeze_encoders:
+        model.freeze_encoders()
+    return [p for p in params if p.requires_grad]
+
+
+def train_one_epoch(
+    step: nn.Module,
+    loader: DataLoader,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    scaler: torch.amp.GradScaler,
+    rt: Runtime,
+    config: TrainConfig,
+    desc: str,
+) -> dict[str, float]:
+    """One pass over ``loader``; returns mean loss and mean of every logged term."""
+    step.train()
+    base = getattr(step, "module", step)
+    if base.stage == "joint" and base.model.decomp is not None:
+        base.model.decomp.eval()  # frozen decomposition: no BatchNorm/dropout updates
+    sums: dict[str, float] = {}
+    count = 0
+    limit = config.max_batches or len(loader)
+    bar = tqdm(
+        loader,
+        total=min(limit, len(loader)),
+        desc=desc,
+        unit="batch",
+        disable=not rt.main,
+        leave=False,
+    )
+    for i, raw in enumerate(bar):
+        if i >= limit:
+            break
+        batch = to_tensors(raw, rt.device)
+        with torch.autocast(rt.device.type, dtype=torch.float16, enabled=scaler.is_enabled()):
+            loss, terms = step(batch)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"{desc}: loss became {loss.item()} at batch {i}")
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        count += 1
+        sums["loss"] = sums.get("loss", 0.0) + loss.item()
+        for key, value in terms.items():
+            sums[key] = sums.get(key, 0.0) + float(value)
+        bar.set_postfix(loss=f"{sums['loss'] / count:.4f}")
+    return {k: v / max(count, 1) for k, v in sums.items()}
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, step: nn.Module, loader: DataLoader, rt: Runtime, config: TrainConfig
+) -> dict[str, Any]:
+    """Validation loss and, for the joint stage, OA/mAcc/mIoU/FWIoU over the whole split."""
+    model.eval()
+    base = getattr(step, "module", step)
+    matrix = ConfusionMatrix(load_classes().num_classes, ignore_index=0)
+    loss_sum, count = 0.0, 0
+    limit = config.max_batches or len(loader)
+    for i, raw in enumerate(loader):
+        if i >= limit:
+            break
+        batch = to_tensors(raw, rt.device)
+        loss, _ = base(batch)
+        loss_sum += loss.item()
+        count += 1
+        if base.stage == "joint" and "label" in batch:
+            pred = model(batch["low"])["logits"].argmax(1)
+            matrix.update(pred.cpu().numpy(), batch["label"].cpu().numpy())
+    result: dict[str, Any] = {"val_loss": loss_sum / max(count, 1)}
+    if base.stage == "joint":
+        m = matrix.compute()
+        result.update(mIoU=m.mIoU, OA=m.OA, mAcc=m.mAcc, FWIoU=m.FWIoU)
+    return result
+
+
+def majority_baseline(loader: DataLoader) -> float:
+    """mIoU of predicting the most frequent ground-truth class everywhere (a floor for mIoU)."""
+    n = load_classes().num_classes
+    hist = np.zeros(n, np.int64)
+    labels = []
+    for raw in loader:
+        hist += np.bincount(raw["label"].ravel(), minlength=n)[:n]
+        labels.append(raw["label"])
+    hist[0] = 0
+    majority = int(hist.argmax())
+    matrix = ConfusionMatrix(n, ignore_index=0)
+    for label in labels:
+        matrix.update(np.full_like(label, majority), label)
+    return matrix.compute().mIoU
+
+
+class RunLog:
+    """metrics.csv + metrics.json + curves.png in the run directory, rewritten every epoch."""
+
+    def __init__(self, out: Path):
+        self.out = out
+        self.rows: list[dict[str, Any]] = []
+        if (out / "metrics.json").exists():
+            self.rows = json.loads((out / "metrics.json").read_text())
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        (self.out / "metrics.json").write_text(json.dumps(self.rows, indent=1))
+        keys = sorted(
+            {k for r in self.rows for k in r}, key=lambda k: (k not in ("stage", "epoch"), k)
+        )
+        with open(self.out / "metrics.csv", "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(self.rows)
+        self.plot()
+
+    def plot(self) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+        for stage in ("decomp", "joint"):
+            rows = [r for r in self.rows if r["stage"] == stage]
+            if not rows:
+                continue
+            x = [r["epoch"] for r in rows]
+            axes[0].plot(x, [r["loss"] for r in rows], label=f"{stage} train")
+            axes[0].plot(x, [r["val_loss"] for r in rows], "--", label=f"{stage} val")
+            if stage == "joint":
+                axes[1].plot(x, [r["mIoU"] for r in rows], "o-", label="val mIoU")
+        axes[0].set(xlabel="epoch", ylabel="loss", title="loss")
+        axes[1].set(xlabel="epoch", ylabel="mIoU", title="validation mIoU", ylim=(0, 1))
+        for ax in axes:
+            ax.grid(alpha=0.3)
+            if ax.lines:
+                ax.legend()
+        fig.tight_layout()
+        fig.savefig(self.out / "curves.png", dpi=100)
+        plt.close(fig)
+
+
+def _stages(config: TrainConfig, model: nn.Module) -> list[tuple[str, int]]:
+    if not model.uses_decomposition:
+        if config.stage == "decomp":
+            raise ConfigError(f"{config.model} has no decomposition network to train")
+        return [("joint", config.epochs)]
+    if config.stage == "all":
+        return [("decomp", config.decomp_epochs), ("joint", config.epochs)]
+    return [(config.stage, config.epochs if config.stage == "joint" else config.decomp_epochs)]
+
+
+def train(config: TrainConfig, resume: str | None = None) -> dict[str, Any]:
+    """Run the configured stages; returns a summary (best metrics, paths, time).
+
+    Checkpoints: ``last.pt`` every epoch (resumable: model, optimizer, scheduler, scaler, stage,
+    epoch), ``best.pt`` at the best val mIoU (joint) or lowest val loss (decomp-only runs).
+    """
+    rt = setup_runtime(config)
+    seed_everything(config.seed + rt.rank)
+    out = Path(config.out)
+    if rt.main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(json.dumps(config.to_dict(), indent=1))
+    model = build_model(config.model, **config.model_config).to(rt.device)
+    state = None
+    if resume:
+        state = read_checkpoint(resume)
+        model.load_state_dict(state["model"])
+    elif config.init_from:
+        model.load_state_dict(read_checkpoint(config.init_from)["model"])
+    if rt.main:
+        print(summary(model))
+    train_loader = make_loader(config, config.data.train_split, rt, shuffle=True)
+    val_loader = make_loader(config, config.data.val_split, rt, shuffle=False)
+    log = RunLog(out) if rt.main else None
+    if log is not None and state is None:
+        log.rows = []
+    amp = config.amp and rt.device.type == "cuda"
+    best = state.get("best", {}) if state else {}
+    start = time.perf_counter()
+    stages = _stages(config, model)
+    names = [name for name, _ in stages]
+    for stage, epochs in stages:
+        if state and names.index(stage) < names.index(state["stage"]):
+            continue  # finished before the checkpoint we resume from
+        params = set_stage(model, stage, config.freeze_encoders and stage == "joint")
+        step: nn.Module = TrainStep(model, stage, config)
+        if rt.world > 1:
+            step = nn.parallel.DistributedDataParallel(
+                step, device_ids=[rt.device.index] if rt.device.type == "cuda" else None
+            )
+        optimizer = torch.optim.Adam(
+            params, lr=config.lr, betas=tuple(config.betas), weight_decay=config.weight_decay
+        )
+        per_epoch = min(config.max_batches or len(train_loader), len(train_loader))
+        scheduler = poly_schedule(optimizer, epochs * per_epoch, config.poly_power)
+        scaler = torch.amp.GradScaler("cuda", enabled=amp)
+        first = 0
+        if state and state["stage"] == stage:
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            scaler.load_state_dict(state["scaler"])
+            first = state["epoch"] + 1
+            state = None
+        for epoch in range(first, epochs):
+            if isinstance(train_loader.sampler, DistributedSampler):
+                train_loader.sampler.set_epoch(epoch)
+            t0 = time.perf_counter()
+            row = train_one_epoch(
+                step,
+                train_loader,
+                optimizer,
+                scheduler,
+                scaler,
+                rt,
+                config,
+                desc=f"{stage} {epoch + 1}/{epochs}",
+            )
+            if rt.main:
+                row.update(evaluate(model, step, val_loader, rt, config))
+                row.update(
+                    stage=stage,
+                    epoch=epoch + 1,
+                    lr=scheduler.get_last_lr()[0],
+                    seconds=round(time.perf_counter() - t0, 2),
+                )
+                log.add(row)
+                key = "mIoU" if stage == "joint" else "val_loss"
+                better = key not in best.get(stage, {}) or (
+                    row[key] > best[stage][key] if key == "mIoU" else row[key] < best[stage][key]
+                )
+                best.setdefault(stage, {})
+                if better and not math.isnan(row[key]):
+                    best[stage] = {key: row[key], "epoch": epoch + 1}
+                extra = {
+                    "stage": stage,
+                    "epoch": epoch,
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "best": best,
+                    "metrics": row,
+                    "train_config": config.to_dict(),
+                    "training": config.training_note,
+                }
+                save_checkpoint(out / "last.pt", model, **extra)
+                if better:
+                    save_checkpoint(out / "best.pt", model, **extra)
+                tqdm.write(_epoch_line(row))
+            if rt.world > 1:
+                dist.barrier()
+    result = {
+        "best": best,
+        "seconds": round(time.perf_counter() - start, 1),
+        "out": str(out),
+        "processes": rt.world,
+        "device": str(rt.device),
+    }
+    if rt.main and any(s == "joint" for s, _ in stages):
+        result["majority_baseline_mIoU"] = majority_baseline(val_loader)
+    if rt.world > 1:
+        dist.destroy_process_group()
+    return result
+
+
+def _epoch_line(row: dict[str, Any]) -> str:
+    parts = [
+        f"{row['stage']} epoch {row['epoch']}",
+        f"loss {row['loss']:.4f}",
+        f"val {row['val_loss']:.4f}",
+    ]
+    if "mIoU" in row:
+        parts.append(f"mIoU {row['mIoU']:.3f} OA {row['OA']:.3f}")
+    parts.append(f"{row['seconds']:.1f} s")
+    return ", ".join(parts)
