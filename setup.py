@@ -50,6 +50,8 @@ setup(
     extras_require={
         "train": ["torch>=2.4", "onnx>=1.16", "h5py>=3.8", "matplotlib>=3.7"],
         "ros": ROS_WHEELS,
+        # desktop GPUs; JetPack ships its own TensorRT. TensorRT 11 removed the FP16 builder flag.
+        "tensorrt": ["tensorrt-cu12>=10,<11", "cuda-python>=12"],
         "test": [
             "pytest>=8",
             "ruff>=0.6",

@@ -53,3 +53,34 @@ def test_bench_models_and_synth_write_results(tmp_path, capsys):
     synth = json.loads((out / "synth_64x48.json").read_text())
     assert synth["synth_writer_views_per_s"] > 0
     assert "views/s" in capsys.readouterr().out
+
+
+def test_bench_segment_reports_host_overhead_ratio(tmp_path):
+    out = tmp_path / "results"
+    assert (
+        main(
+            [
+                "bench",
+                "segment",
+                "--models",
+                "lisu-tiny",
+                "--sizes",
+                "64x48",
+                "--frames",
+                "3",
+                "--backends",
+                "onnxruntime",
+                "torch",
+                "--out-dir",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    rows = json.loads((out / "segment.json").read_text())["rows"]
+    assert [r["backend"] for r in rows] == ["onnxruntime", "torch"]
+    for row in rows:
+        assert row["segment_ms_p50"] > 0 and row["fps"] > 0
+        assert row["segment_over_execute"] == round(
+            row["segment_ms_p50"] / row["execute_ms_p50"], 3
+        )

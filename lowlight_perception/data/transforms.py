@@ -42,7 +42,7 @@ def _size(size: int | Sequence[int]) -> tuple[int, int]:
     return width, height
 
 
-def _resize_array(array: np.ndarray, width: int, height: int, nearest: bool) -> np.ndarray:
+def resize_array(array: np.ndarray, width: int, height: int, nearest: bool) -> np.ndarray:
     """Resize one field with Pillow; dtype and channel layout are preserved."""
     if nearest:
         # Mode "I" (int32) keeps uint16 depth and uint8 ids exact under NEAREST.
@@ -70,7 +70,7 @@ def resize_sample(sample: Sample, size: int | Sequence[int]) -> Sample:
     for field in ARRAY_FIELDS:
         array = getattr(sample, field)
         if array is not None:
-            changes[field] = _resize_array(array, width, height, field in NEAREST_FIELDS)
+            changes[field] = resize_array(array, width, height, field in NEAREST_FIELDS)
     if sample.intrinsics is not None:
         changes["intrinsics"] = sample.intrinsics.scaled(width, height)
     return dataclasses.replace(sample, **changes)

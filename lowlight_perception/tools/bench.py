@@ -128,6 +128,90 @@ def bench_models(names: list[str], sizes: list[tuple[int, int]], runs: int, thre
     }
 
 
+SEGMENT_BACKENDS = {  # bench name -> (Segmenter backend, device, options)
+    "onnxruntime": ("onnxruntime", "cpu", {}),
+    "onnxruntime-cuda": ("onnxruntime", 0, {}),
+    "tensorrt": ("tensorrt", 0, {"precision": "fp16"}),
+    "tensorrt-fp32": ("tensorrt", 0, {"precision": "fp32"}),
+    "torch": ("torch", "cpu", {}),
+    "torch-cuda": ("torch", 0, {}),
+}
+
+
+def _percentiles(times: list[float]) -> tuple[float, float]:
+    ms = np.array(times) * 1000
+    return round(float(np.percentile(ms, 50)), 3), round(float(np.percentile(ms, 99)), 3)
+
+
+def bench_segment(
+    names: list[str], sizes: list[tuple[int, int]], backends: list[str], frames: int, threads: int
+) -> dict:
+    """``Segmenter.segment`` vs the bare backend execute, per model, size and backend, in one
+    run: p50/p99 latency, throughput and the host-overhead ratio segment/execute (goal <= 1.10).
+    Models are random-init (speed does not depend on the weights); the network runs at the
+    frame size."""
+    from ..inference import Segmenter
+    from ..models.checkpoint import save_checkpoint
+    from ..models.export import export_onnx, random_init_model
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            model = random_init_model(name)
+            ckpt = Path(tmp) / f"{name}.pt"
+            save_checkpoint(ckpt, model)
+            for size in sizes:
+                onnx_path = Path(tmp) / f"{name}_{size[0]}x{size[1]}.onnx"
+                export_onnx(model, onnx_path, camera_size=size, net_size=size, frames=1)
+                frame = random_view(1234, 0, Intrinsics.d435i(*size)).low
+                for bench_name in backends:
+                    backend, device, options = SEGMENT_BACKENDS[bench_name]
+                    path = ckpt if backend == "torch" else onnx_path
+                    extra = {"camera_size": size, "net_size": size} if backend == "torch" else {}
+                    seg = Segmenter(path, backend, device, threads=threads, **options, **extra)
+                    for _ in range(3):
+                        seg.segment(frame)  # warm-up (engine build, allocations)
+                    # interleaved, so both see the same machine state (clock, caches, load)
+                    exec_times, seg_times = [], []
+                    for _ in range(frames):
+                        t0 = time.perf_counter()
+                        seg.backend.execute(frame)
+                        t1 = time.perf_counter()
+                        seg.segment(frame)
+                        t2 = time.perf_counter()
+                        exec_times.append(t1 - t0)
+                        seg_times.append(t2 - t1)
+                    wall = sum(seg_times)
+                    seg.close()
+                    (e50, e99), (s50, s99) = _percentiles(exec_times), _percentiles(seg_times)
+                    rows.append(
+                        {
+                            "model": name,
+                            "size": f"{size[0]}x{size[1]}",
+                            "backend": bench_name,
+                            "device": seg.backend.device,
+                            "execute_ms_p50": e50,
+                            "execute_ms_p99": e99,
+                            "segment_ms_p50": s50,
+                            "segment_ms_p99": s99,
+                            "fps": round(frames / wall, 2),
+                            "segment_over_execute": round(s50 / e50, 3),
+                        }
+                    )
+                    print(
+                        f"  {name:11s} {size[0]}x{size[1]} {bench_name:16s} segment {s50:8.2f} "
+                        f"ms p50 ({s99:.2f} p99), execute {e50:8.2f} ms, ratio {s50 / e50:.3f}"
+                    )
+    return {
+        "benchmark": "segment",
+        "frames": frames,
+        "threads": threads,
+        "goal_ratio": 1.10,
+        "rows": rows,
+        "machine": machine(),
+    }
+
+
 def write_result(result: dict, out_dir: Path, name: str) -> Path:
     """JSON (raw) + Markdown (table) side by side; returns the JSON path."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -184,6 +268,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--threads", type=int, default=2, help="threads for both runtimes")
     m.add_argument("--out-dir", type=Path, default=Path("bench/results"))
     m.set_defaults(run=run_models)
+    g = benches.add_parser(
+        "segment", help="Segmenter.segment vs bare backend execute (host overhead, FPS)"
+    )
+    g.add_argument("--models", nargs="+", default=["lisu-small"])
+    g.add_argument("--sizes", nargs="+", type=size_arg, default=[(320, 240), (640, 480)])
+    g.add_argument(
+        "--backends", nargs="+", choices=sorted(SEGMENT_BACKENDS), default=["onnxruntime"]
+    )
+    g.add_argument("--frames", type=int, default=50, help="timed frames per case (default 50)")
+    g.add_argument("--threads", type=int, default=2, help="ONNX Runtime CPU threads")
+    g.add_argument("--name", default="segment", help="result file stem (default segment)")
+    g.add_argument("--out-dir", type=Path, default=Path("bench/results"))
+    g.set_defaults(run=run_segment)
+
+
+def run_segment(args: argparse.Namespace) -> int:
+    result = bench_segment(args.models, args.sizes, args.backends, args.frames, args.threads)
+    print(f"-> {write_result(result, args.out_dir, args.name)}")
+    return 0
 
 
 def run_models(args: argparse.Namespace) -> int:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import LowlightError
-from . import bench, export, synth, train
+from . import bench, build_engine, export, synth, train
 
-TOOLS = (synth, train, export, bench)
+TOOLS = (synth, train, export, build_engine, bench)
 
 
 class OneLineParser(argparse.ArgumentParser):

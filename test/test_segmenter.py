@@ -1,0 +1,161 @@
+"""The one Segmenter: backend auto-selection, metadata, size handling, bad inputs and paths,
+and parity between the ONNX Runtime graph and the PyTorch checkpoint it came from."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import onnx
+import pytest
+
+from lowlight_perception.camera import Intrinsics
+from lowlight_perception.classes import load_classes
+from lowlight_perception.data.synthetic import random_view
+from lowlight_perception.inference import BackendError, FrameError, Segmenter
+from lowlight_perception.metadata import ModelMetadata
+from lowlight_perception.models.checkpoint import save_checkpoint
+from lowlight_perception.models.export import export_onnx, random_init_model
+
+CAMERA = (160, 120)
+NET = (96, 64)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A random-init lisu-tiny as checkpoint + the ONNX exported from it."""
+    root = tmp_path_factory.mktemp("model")
+    model = random_init_model("lisu-tiny", seed=3)
+    ckpt = root / "tiny.pt"
+    save_checkpoint(ckpt, model, train_config={"data": {"size": list(NET)}})
+    onnx_path = root / "tiny.onnx"
+    export_onnx(model, onnx_path, camera_size=CAMERA, net_size=NET, frames=1)
+    return ckpt, onnx_path
+
+
+def _frame(index: int = 0, size=CAMERA) -> np.ndarray:
+    return random_view(9, index, Intrinsics.d435i(*size)).low
+
+
+def test_auto_picks_onnxruntime_cpu_here_and_logs_why(exported, caplog):
+    with caplog.at_level(logging.INFO, logger="lowlight_perception.inference"):
+        seg = Segmenter(exported[1])
+    assert seg.backend.name == "onnxruntime" and seg.backend.device == "cpu"
+    assert "backend onnxruntime on cpu" in caplog.text and "no TensorRT" in caplog.text
+
+
+def test_segment_returns_the_published_images_with_timings(exported):
+    seg = Segmenter(exported[1], device="cpu")
+    frame = _frame()
+    result = seg.segment(frame)
+    h, w = frame.shape[:2]
+    assert result.labels.shape == (h, w) and result.labels.dtype == np.uint8
+    assert result.confidence.shape == (h, w) and result.confidence.dtype == np.uint8
+    assert result.reflectance.shape == (h, w, 3) and result.illumination.shape == (h, w)
+    assert result.labels.max() < 14 and result.confidence.min() >= 255 // 14
+    direct = seg.backend.execute(frame)
+    np.testing.assert_array_equal(result.labels, direct["labels"])
+    assert set(result.timings) == {"preprocess", "execute", "postprocess", "total"}
+    assert result.timings["total"] >= result.timings["execute"] > 0
+    depth = np.full((h, w), 1500, np.uint16)
+    assert seg.segment(frame, depth).depth is depth
+
+
+def test_classes_and_palette_come_from_the_model_metadata(exported, tmp_path):
+    seg = Segmenter(exported[1], device="cpu")
+    assert seg.classes.names == load_classes().names
+    np.testing.assert_array_equal(seg.classes.palette, load_classes().palette)
+    # a model exported with another palette keeps its own: the pairing cannot go wrong
+    proto = onnx.load(str(exported[1]))
+    props = {p.key: p.value for p in proto.metadata_props}
+    meta = ModelMetadata.from_props(props)
+    palette = tuple((255, 0, 255) for _ in meta.palette)
+    del proto.metadata_props[:]
+    changed = ModelMetadata(**{**meta.__dict__, "palette": palette})
+    for key, value in changed.to_props().items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.save(proto, str(tmp_path / "pink.onnx"))
+    pink = Segmenter(tmp_path / "pink.onnx", device="cpu")
+    assert (pink.classes.palette == [255, 0, 255]).all()
+
+
+def test_onnxruntime_matches_the_pytorch_checkpoint_within_export_tolerance(exported):
+    torch_seg = Segmenter(exported[0], camera_size=CAMERA, device="cpu")
+    assert torch_seg.backend.name == "torch"
+    ort_seg = Segmenter(exported[1], backend="onnxruntime", device="cpu")
+    for i in range(3):
+        frame = _frame(i)
+        a, b = torch_seg.segment(frame), ort_seg.segment(frame)
+        assert np.mean(a.labels == b.labels) >= 0.999
+        assert np.abs(a.confidence.astype(int) - b.confidence).max() <= 1
+        assert np.abs(a.reflectance.astype(int) - b.reflectance).max() <= 1
+
+
+def test_other_frame_sizes_are_refused_or_resized_on_the_host(exported):
+    seg = Segmenter(exported[1], device="cpu")
+    big = _frame(1, (200, 150))
+    with pytest.raises(FrameError, match="frame is 200x150 but the model was exported for 160x120"):
+        seg.segment(big)
+    resizing = Segmenter(exported[1], device="cpu", host_resize=True)
+    result = resizing.segment(big)
+    assert result.labels.shape == (150, 200) and result.reflectance.shape == (150, 200, 3)
+    small = resizing.segment(resizing_frame := _frame(1))  # native size: no resize
+    np.testing.assert_array_equal(small.labels, seg.segment(resizing_frame).labels)
+    assert set(np.unique(result.labels)) <= set(np.unique(small.labels)) | {0}
+
+
+@pytest.mark.parametrize(
+    "frame, message",
+    [
+        (np.zeros((120, 160, 3), np.float32), "uint8"),
+        (np.zeros((120, 160), np.uint8), "uint8 RGB frame"),
+        (np.zeros((120, 160, 4), np.uint8), "(H, W, 3)"),
+    ],
+)
+def test_bad_frames_raise_frame_error(exported, frame, message):
+    seg = Segmenter(exported[1], device="cpu")
+    with pytest.raises(FrameError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        seg.segment(frame)
+    with pytest.raises(FrameError, match="depth is 10x10"):
+        seg.segment(_frame(), np.zeros((10, 10), np.uint16))
+
+
+def test_non_contiguous_frames_are_accepted(exported):
+    seg = Segmenter(exported[1], device="cpu")
+    frame = _frame()
+    padded = np.zeros((120, 170, 3), np.uint8)  # e.g. a step-padded ROS image
+    padded[:, :160] = frame
+    view = padded[:, :160]
+    assert not view.flags.c_contiguous
+    np.testing.assert_array_equal(seg.segment(view).labels, seg.segment(frame).labels)
+
+
+def test_bad_model_paths_and_backends_are_readable_errors(exported, tmp_path):
+    with pytest.raises(BackendError, match="model not found"):
+        Segmenter(tmp_path / "missing.onnx")
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(BackendError, match=r"expected an \.onnx"):
+        Segmenter(tmp_path / "notes.txt")
+    (tmp_path / "corrupt.onnx").write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(BackendError, match="cannot load"):
+        Segmenter(tmp_path / "corrupt.onnx", device="cpu")
+    plain = onnx.helper.make_model(
+        onnx.helper.make_graph(
+            [onnx.helper.make_node("Identity", ["x"], ["y"])],
+            "plain",
+            [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],
+            [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])],
+        ),
+        ir_version=8,
+        opset_imports=[onnx.helper.make_opsetid("", 17)],
+    )
+    onnx.save(plain, str(tmp_path / "plain.onnx"))
+    with pytest.raises(BackendError, match="not a lowlight_perception model"):
+        Segmenter(tmp_path / "plain.onnx", device="cpu")
+    with pytest.raises(BackendError, match="unknown backend 'openvino'; valid: auto"):
+        Segmenter(exported[1], backend="openvino")
+    with pytest.raises(BackendError, match="CUDAExecutionProvider"):
+        Segmenter(exported[1], backend="onnxruntime", device=0)
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(BackendError, match="cannot read checkpoint"):
+        Segmenter(tmp_path / "bad.pt", device="cpu")

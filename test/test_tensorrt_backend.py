@@ -1,0 +1,245 @@
+"""TensorRT backend and ``lowlight build-engine``.
+
+Two halves. Tests that run everywhere: without TensorRT or a CUDA device, ``available()`` says
+why, constructing the backend or running ``build-engine`` fails with that reason in one readable
+line (never an ImportError traceback), and parameters are validated before any GPU work. GPU
+tests (marker ``gpu``) skip with a reason unless tensorrt, cuda-python and a CUDA device are
+present; there they build an engine from a tiny exported ONNX and compare it with ONNX Runtime on
+the CPU, and check the cache (hit on the second construction, rebuild after corruption).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lowlight_perception.inference.backend import OUTPUT_NAMES, Backend, BackendError
+from lowlight_perception.inference.engine_cache import sidecar_path
+from lowlight_perception.inference.tensorrt_backend import TensorRTBackend, available
+from lowlight_perception.tools.cli import main
+
+TRT_OK, TRT_WHY_NOT = available()
+needs_no_trt = pytest.mark.skipif(
+    TRT_OK, reason="TensorRT and a CUDA GPU are present: the no-runtime path cannot be tested"
+)
+requires_gpu = pytest.mark.skipif(
+    not TRT_OK, reason=f"needs TensorRT and a CUDA GPU: {TRT_WHY_NOT}"
+)
+
+CAMERA, NET = (160, 120), (96, 64)
+
+
+@pytest.fixture
+def fake_onnx(tmp_path: Path) -> Path:
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"not really an onnx file")
+    return path
+
+
+# -- everywhere --------------------------------------------------------------------------
+
+
+@needs_no_trt
+def test_available_says_why_not():
+    ok, why = available()
+    assert ok is False
+    assert "tensorrt" in why.lower() or "cuda" in why.lower(), why
+
+
+@needs_no_trt
+def test_constructing_without_runtime_is_a_readable_backend_error(fake_onnx):
+    with pytest.raises(BackendError) as info:
+        TensorRTBackend(fake_onnx)
+    message = str(info.value)
+    assert "\n" not in message
+    assert "tensorrt" in message.lower() or "cuda" in message.lower(), message
+    assert TRT_WHY_NOT.split(":")[0] in message
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"precision": "int8"}, "INT8 is not implemented"),
+        ({"precision": "bf16"}, "precision must be one of fp16, fp32"),
+        ({"device": -1}, "device must be a CUDA device index"),
+        ({"workspace_gb": 0}, "workspace_gb must be > 0"),
+    ],
+)
+def test_parameters_are_validated_before_any_gpu_work(fake_onnx, kwargs, match):
+    with pytest.raises(BackendError, match=match):
+        TensorRTBackend(fake_onnx, **kwargs)
+
+
+def test_missing_or_unknown_model_files(tmp_path):
+    with pytest.raises(BackendError, match="model not found"):
+        TensorRTBackend(tmp_path / "absent.onnx")
+    weird = tmp_path / "model.pt"
+    weird.write_bytes(b"x")
+    with pytest.raises(BackendError, match=r"expected an \.onnx or a TensorRT"):
+        TensorRTBackend(weird)
+
+
+def test_engine_without_sidecar_says_to_use_build_engine(tmp_path):
+    plan = tmp_path / "model.fp16.sm87.0123456789ab.engine"
+    plan.write_bytes(b"plan bytes")
+    with pytest.raises(BackendError, match="lowlight build-engine"):
+        TensorRTBackend(plan)
+
+
+@needs_no_trt
+def test_build_engine_fails_in_one_line_with_exit_2(fake_onnx, capsys):
+    assert main(["build-engine", "--onnx", str(fake_onnx), "--precision", "fp32"]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and captured.out == ""
+    assert lines[0].startswith("lowlight build-engine: error: ")
+    assert "tensorrt" in lines[0].lower() or "cuda" in lines[0].lower()
+
+
+def test_build_engine_rejects_a_non_onnx_input(tmp_path, capsys):
+    plan = tmp_path / "model.engine"
+    plan.write_bytes(b"x")
+    assert main(["build-engine", "--onnx", str(plan)]) == 2
+    assert "expects an exported .onnx" in capsys.readouterr().err
+
+
+def test_cli_start_up_imports_neither_tensorrt_nor_torch():
+    code = (
+        "import sys\n"
+        "from lowlight_perception.tools.cli import build_parser\n"
+        "build_parser()\n"
+        "loaded = [m for m in ('tensorrt', 'torch', 'cuda') if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    helped = subprocess.run(
+        [sys.executable, "-m", "lowlight_perception.tools.cli", "build-engine", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert helped.returncode == 0 and "--precision" in helped.stdout
+
+
+# -- on a GPU ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_onnx(tmp_path_factory) -> Path:
+    """lisu-tiny, random init, exported at 160x120 (net 96x64)."""
+    pytest.importorskip("torch")
+    from lowlight_perception.models.export import export_onnx, random_init_model
+
+    out = tmp_path_factory.mktemp("trt") / "lisu_tiny.onnx"
+    export_onnx(random_init_model("lisu-tiny"), out, camera_size=CAMERA, net_size=NET, frames=1)
+    return out
+
+
+def _frames(count: int) -> list[np.ndarray]:
+    from lowlight_perception.camera import Intrinsics
+    from lowlight_perception.data.synthetic import random_view
+
+    return [random_view(7, i, Intrinsics.d435i(*CAMERA)).low for i in range(count)]
+
+
+def _ort_outputs(path: Path, frame: np.ndarray) -> dict[str, np.ndarray]:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(None, {"frame": frame}), strict=True))
+
+
+@pytest.mark.gpu
+@requires_gpu
+@pytest.mark.parametrize(("precision", "min_agreement"), [("fp16", 0.99), ("fp32", 0.999)])
+def test_engine_matches_onnxruntime(tiny_onnx, tmp_path, precision, min_agreement):
+    with TensorRTBackend(tiny_onnx, precision=precision, cache_dir=tmp_path) as trt:
+        assert isinstance(trt, Backend) and trt.name == "tensorrt"
+        assert trt.outputs == OUTPUT_NAMES and trt.precision == precision
+        assert trt.metadata.camera_size == CAMERA
+        for frame in _frames(3):
+            got = {k: v.copy() for k, v in trt.execute(frame).items()}
+            want = _ort_outputs(tiny_onnx, frame)
+            assert set(got) == set(want)
+            for name, array in got.items():
+                assert array.dtype == np.uint8 and array.shape == want[name].shape, name
+            assert np.mean(got["labels"] == want["labels"]) >= min_agreement
+            for name in ("confidence", "reflectance", "illumination"):
+                diff = np.abs(got[name].astype(int) - want[name].astype(int))
+                assert diff.mean() <= 2.0, (name, diff.mean())
+
+
+@pytest.mark.gpu
+@requires_gpu
+def test_second_construction_hits_the_cache(tiny_onnx, tmp_path):
+    with TensorRTBackend(tiny_onnx, cache_dir=tmp_path) as first:
+        assert str(first.cache_event) == "built (missing)"
+        path = first.engine_path
+    with TensorRTBackend(tiny_onnx, cache_dir=tmp_path) as second:
+        assert str(second.cache_event) == "hit" and second.engine_path == path
+
+
+@pytest.mark.gpu
+@requires_gpu
+def test_corrupted_engine_is_rebuilt(tiny_onnx, tmp_path):
+    with TensorRTBackend(tiny_onnx, cache_dir=tmp_path) as first:
+        path = first.engine_path
+    path.write_bytes(path.read_bytes()[:1000])
+    with TensorRTBackend(tiny_onnx, cache_dir=tmp_path) as again:
+        assert str(again.cache_event) == "built (corrupt)"
+        assert again.execute(_frames(1)[0])["labels"].shape == (CAMERA[1], CAMERA[0])
+
+
+@pytest.mark.gpu
+@requires_gpu
+def test_engine_file_loads_with_its_sidecar(tiny_onnx, tmp_path):
+    with TensorRTBackend(tiny_onnx, precision="fp32", cache_dir=tmp_path) as built:
+        path, meta = built.engine_path, built.metadata
+    assert sidecar_path(path).is_file()
+    with TensorRTBackend(path) as loaded:
+        assert loaded.metadata == meta and loaded.precision == "fp32"
+
+
+@pytest.mark.gpu
+@requires_gpu
+def test_cuda_graph_gives_the_same_outputs(tiny_onnx, tmp_path):
+    frame = _frames(1)[0]
+    with TensorRTBackend(tiny_onnx, cache_dir=tmp_path) as plain:
+        want = {k: v.copy() for k, v in plain.execute(frame).items()}
+    with TensorRTBackend(tiny_onnx, cache_dir=tmp_path, cuda_graph=True) as graphed:
+        assert graphed.cuda_graph
+        for _ in range(2):
+            got = graphed.execute(frame)
+            for name in want:
+                np.testing.assert_array_equal(got[name], want[name])
+
+
+@pytest.mark.gpu
+@requires_gpu
+def test_bad_frames_and_close(tiny_onnx, tmp_path):
+    trt = TensorRTBackend(tiny_onnx, cache_dir=tmp_path)
+    with pytest.raises(BackendError, match="frame must be uint8"):
+        trt.execute(np.zeros((CAMERA[1], CAMERA[0], 3), np.float32))
+    with pytest.raises(BackendError, match="frame must be uint8"):
+        trt.execute(np.zeros((10, 10, 3), np.uint8))
+    trt.close()
+    trt.close()
+    with pytest.raises(BackendError, match="closed"):
+        trt.execute(np.zeros((CAMERA[1], CAMERA[0], 3), np.uint8))
+
+
+@pytest.mark.gpu
+@requires_gpu
+def test_build_engine_prints_io_and_path(tiny_onnx, tmp_path, capsys):
+    assert main(["build-engine", "--onnx", str(tiny_onnx), "--cache-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "engine: " in out and "built (missing)" in out and "precision: fp16" in out
+    assert "input   frame uint8 (120, 160, 3)" in out and "labels uint8 (120, 160)" in out
+    assert main(["build-engine", "--onnx", str(tiny_onnx), "--cache-dir", str(tmp_path)]) == 0
+    assert "cache: hit" in capsys.readouterr().out
