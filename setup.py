@@ -64,6 +64,7 @@ setup(
     entry_points={
         "console_scripts": [
             "lowlight = lowlight_perception.tools.cli:main",
+            "perception_node = lowlight_perception.ros.node:main",
         ],
     },
     zip_safe=False,

@@ -212,6 +212,81 @@ def bench_segment(
     }
 
 
+def bench_node(
+    name: str, camera: tuple[int, int], net: tuple[int, int], frames: int, threads: int
+) -> dict:
+    """End-to-end latency over real DDS (colour published -> labels received, perception_node in
+    its own process) at 30 Hz and at the maximum rate (closed loop), against the bare
+    ``Segmenter.segment`` of the same model and frame in this process."""
+    import signal
+
+    from ..inference import Segmenter
+    from ..models.export import export_onnx, random_init_model
+    from ..ros.loopback import (
+        LoopbackClient,
+        Spinner,
+        fastdds_profile,
+        measure,
+        new_context,
+        start_node,
+    )
+
+    domain = 101 + os.getpid() % 100
+    os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = fastdds_profile()
+    frame = random_view(1234, 0, Intrinsics.d435i(*camera)).low
+    with tempfile.TemporaryDirectory() as tmp:
+        model = Path(tmp) / f"{name}.onnx"
+        export_onnx(random_init_model(name), model, camera_size=camera, net_size=net, frames=1)
+        seg = Segmenter(model, "onnxruntime", "cpu", threads=threads)
+        bare = [seg.segment(frame).timings["total"] for _ in range(frames)]
+        seg.close()
+        proc = start_node(model, domain, threads=threads)
+        context = new_context(domain)
+        client = LoopbackClient(context, outputs=("labels",))
+        spinner = Spinner(context, client)
+        try:
+            client.wait_connected(timeout=60)
+            measure(client, frame, count=5, rate_hz=None)  # warm-up
+            at_30 = measure(client, frame, count=frames, rate_hz=30.0, first_index=100)
+            closed = measure(client, frame, count=frames, rate_hz=None, first_index=200 + frames)
+        finally:
+            spinner.stop()
+            client.destroy_node()
+            import rclpy
+
+            rclpy.shutdown(context=context)
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=30)
+
+    def summary(run: dict) -> dict:
+        lat = np.array(run["latency_ms"]) if run["latency_ms"] else np.array([np.nan])
+        return {
+            "answered": f"{run['answered']}/{run['sent']}",
+            "latency_ms_p50": round(float(np.percentile(lat, 50)), 2),
+            "latency_ms_p99": round(float(np.percentile(lat, 99)), 2),
+            "fps": round(run["answered"] / run["wall_s"], 2),
+        }
+
+    bare_p50 = float(np.percentile(bare, 50))
+    rows = [
+        {"mode": "30 Hz", **summary(at_30)},
+        {"mode": "max rate (closed loop)", **summary(closed)},
+    ]
+    return {
+        "benchmark": "node",
+        "model": name,
+        "camera": f"{camera[0]}x{camera[1]}",
+        "net": f"{net[0]}x{net[1]}",
+        "backend": "onnxruntime cpu",
+        "threads": threads,
+        "bare_segment_ms_p50": round(bare_p50, 2),
+        "node_over_segment": round(rows[1]["latency_ms_p50"] / bare_p50, 3),
+        "goal_ratio": 1.10,
+        "rows": rows,
+        "machine": machine(),
+    }
+
+
 def write_result(result: dict, out_dir: Path, name: str) -> Path:
     """JSON (raw) + Markdown (table) side by side; returns the JSON path."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -281,11 +356,36 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--name", default="segment", help="result file stem (default segment)")
     g.add_argument("--out-dir", type=Path, default=Path("bench/results"))
     g.set_defaults(run=run_segment)
+    n = benches.add_parser(
+        "node", help="perception_node end-to-end latency over real DDS vs bare segment()"
+    )
+    n.add_argument("--model", default="lisu-small", help="registry model (random init)")
+    n.add_argument("--camera", type=size_arg, default=(640, 480), help="frame WxH")
+    n.add_argument("--net", type=size_arg, default=(320, 240), help="network WxH")
+    n.add_argument("--frames", type=int, default=60, help="frames per mode (default 60)")
+    n.add_argument("--threads", type=int, default=2, help="ONNX Runtime CPU threads")
+    n.add_argument("--out-dir", type=Path, default=Path("bench/results"))
+    n.set_defaults(run=run_node)
 
 
 def run_segment(args: argparse.Namespace) -> int:
     result = bench_segment(args.models, args.sizes, args.backends, args.frames, args.threads)
     print(f"-> {write_result(result, args.out_dir, args.name)}")
+    return 0
+
+
+def run_node(args: argparse.Namespace) -> int:
+    result = bench_node(args.model, args.camera, args.net, args.frames, args.threads)
+    for row in result["rows"]:
+        print(
+            f"  {row['mode']:24s} answered {row['answered']}, latency p50 "
+            f"{row['latency_ms_p50']} ms (p99 {row['latency_ms_p99']}), {row['fps']} FPS"
+        )
+    print(
+        f"  bare Segmenter.segment p50 {result['bare_segment_ms_p50']} ms; node / segment = "
+        f"{result['node_over_segment']} (goal <= 1.10)"
+    )
+    print(f"-> {write_result(result, args.out_dir, 'node')}")
     return 0
 
 

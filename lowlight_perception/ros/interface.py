@@ -1,0 +1,163 @@
+"""The node's ROS interface in one place: parameters (with descriptions and ranges) and topics.
+
+The node declares exactly these; ``config/params.yaml``, the launch files and the RViz config
+are checked against them by the tests, so nothing can name a parameter or topic that does not
+exist. No rclpy import here: tools and tests read it without ROS.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+NODE_NAME = "lowlight_perception"
+
+# RealSense (realsense2_camera, align_depth.enable:=true) topic names; remap to change them.
+COLOR_TOPIC = "/camera/camera/color/image_raw"
+DEPTH_TOPIC = "/camera/camera/aligned_depth_to_color/image_raw"
+CAMERA_INFO_TOPIC = "/camera/camera/color/camera_info"
+
+
+@dataclass(frozen=True)
+class Output:
+    """One published topic (relative to the node: ``~/name``)."""
+
+    name: str
+    msg_type: str  # "sensor_msgs/msg/Image", ...
+    encoding: str | None  # image encoding, None for non-images
+    description: str
+    toggle: str  # the publish_<output> parameter
+
+
+OUTPUTS = (
+    Output("labels", "sensor_msgs/msg/Image", "mono8", "class id per pixel", "publish_labels"),
+    Output(
+        "confidence", "sensor_msgs/msg/Image", "mono8", "max softmax x 255", "publish_confidence"
+    ),
+    Output(
+        "labels_color",
+        "sensor_msgs/msg/Image",
+        "rgb8",
+        "labels in the class palette",
+        "publish_labels_color",
+    ),
+    Output(
+        "overlay",
+        "sensor_msgs/msg/Image",
+        "rgb8",
+        "palette blended over the input",
+        "publish_overlay",
+    ),
+    Output(
+        "reflectance",
+        "sensor_msgs/msg/Image",
+        "rgb8",
+        "restored reflectance",
+        "publish_reflectance",
+    ),
+    Output(
+        "illumination",
+        "sensor_msgs/msg/Image",
+        "mono8",
+        "estimated illumination",
+        "publish_illumination",
+    ),
+    Output(
+        "semantic_points",
+        "sensor_msgs/msg/PointCloud2",
+        None,
+        "x, y, z, rgb (class colour), label, confidence in the colour optical frame",
+        "publish_semantic_points",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Param:
+    """A declared parameter. ``dynamic`` ones may change while the node runs; the others are
+    read at configure (change them, then reconfigure)."""
+
+    name: str
+    default: bool | int | float | str
+    description: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] = ()
+    dynamic: bool = False
+
+
+PARAMS = (
+    Param(
+        "model_path",
+        "",
+        "exported .onnx, TensorRT .engine/.plan or .pt checkpoint; a relative "
+        "path resolves in share/lowlight_perception/models",
+    ),
+    Param(
+        "backend", "auto", "inference runtime", choices=("auto", "tensorrt", "onnxruntime", "torch")
+    ),
+    Param("device", 0, "CUDA device index; -1 runs on the CPU", low=-1, high=64),
+    Param("threads", 0, "ONNX Runtime CPU threads (0 = its default)", low=0, high=256),
+    Param("precision", "fp16", "TensorRT precision", choices=("fp16", "fp32")),
+    Param("engine_cache_dir", "", "where TensorRT engines are cached (empty: next to the ONNX)"),
+    Param(
+        "host_resize",
+        False,
+        "resize frames of another size than the model's on the host (otherwise they are refused)",
+    ),
+    Param("use_depth", True, "pair colour with aligned depth (needed for semantic_points)"),
+    Param("sync_slop", 0.02, "max colour/depth stamp difference in seconds", low=0.0, high=1.0),
+    Param(
+        "qos_reliability",
+        "auto",
+        "input reliability: auto matches each publisher",
+        choices=("auto", "reliable", "best_effort"),
+    ),
+    Param(
+        "overlay_alpha",
+        0.5,
+        "weight of the class colours in ~/overlay",
+        low=0.0,
+        high=1.0,
+        dynamic=True,
+    ),
+    Param(
+        "point_decimation",
+        4,
+        "use every n-th pixel in each direction for semantic_points",
+        low=1,
+        high=32,
+        dynamic=True,
+    ),
+    Param(
+        "min_confidence",
+        0.0,
+        "drop points whose confidence (0..1) is lower",
+        low=0.0,
+        high=1.0,
+        dynamic=True,
+    ),
+    Param(
+        "max_depth",
+        10.0,
+        "drop points farther than this (metres)",
+        low=0.1,
+        high=100.0,
+        dynamic=True,
+    ),
+    Param(
+        "input_timeout",
+        1.0,
+        "diagnostics warn when no colour frame came for this long (s)",
+        low=0.1,
+        high=60.0,
+        dynamic=True,
+    ),
+    Param("diagnostics_period", 1.0, "seconds between /diagnostics messages", low=0.1, high=60.0),
+    Param("autostart", True, "configure and activate at start-up, so `ros2 run` just works"),
+    *(
+        Param(o.toggle, True, f"publish ~/{o.name} ({o.description})", dynamic=True)
+        for o in OUTPUTS
+    ),
+)
+
+PARAMS_BY_NAME = {p.name: p for p in PARAMS}

@@ -1,0 +1,182 @@
+"""Drive a running perception node over real DDS: publish camera topics, record its outputs
+with arrival times. Used by ``lowlight bench node`` (and the tests) to measure end-to-end
+latency (colour stamp published -> labels received), throughput and drops."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from std_msgs.msg import Header
+
+from ..config import share_dir
+from .codecs import numpy_to_image
+from .interface import CAMERA_INFO_TOPIC, COLOR_TOPIC, DEPTH_TOPIC, NODE_NAME, OUTPUTS
+
+
+def qos(reliable: bool) -> QoSProfile:
+    reliability = ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT
+    return QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=reliability)
+
+
+def stamp_key(header: Header) -> tuple[int, int]:
+    return header.stamp.sec, header.stamp.nanosec
+
+
+def fastdds_profile() -> str:
+    """The shipped Fast DDS profile for camera-size images (see config/)."""
+    return str(share_dir() / "config" / "fastdds_large_images.xml")
+
+
+class LoopbackClient(Node):
+    """Publishes inputs (optional) and records every subscribed output with arrival times."""
+
+    def __init__(
+        self,
+        context,
+        *,
+        reliable: bool = True,
+        inputs: bool = True,
+        outputs: tuple[str, ...] | None = None,
+        node_name: str = NODE_NAME,
+    ):
+        super().__init__(f"loopback_{os.getpid()}", context=context)
+        self.color = self.depth = self.info = None
+        if inputs:
+            self.color = self.create_publisher(Image, COLOR_TOPIC, qos(reliable))
+            self.depth = self.create_publisher(Image, DEPTH_TOPIC, qos(reliable))
+            self.info = self.create_publisher(CameraInfo, CAMERA_INFO_TOPIC, qos(True))
+        self.received: dict[str, list] = defaultdict(list)
+        self.arrivals: dict[str, dict[tuple[int, int], float]] = defaultdict(dict)
+        self.lock = threading.Lock()
+        self.node_name = node_name
+        for out in OUTPUTS:
+            if outputs is not None and out.name not in outputs:
+                continue  # the node computes only outputs somebody subscribes to
+            msg_type = PointCloud2 if out.msg_type.endswith("PointCloud2") else Image
+            self.create_subscription(
+                msg_type,
+                f"/{node_name}/{out.name}",
+                lambda msg, name=out.name: self._record(name, msg),
+                qos(True),
+            )
+
+    def _record(self, name: str, msg) -> None:
+        now = time.monotonic()
+        with self.lock:
+            self.received[name].append(msg)
+            self.arrivals[name].setdefault(stamp_key(msg.header), now)
+
+    def count(self, name: str) -> int:
+        with self.lock:
+            return len(self.received[name])
+
+    def stamps(self, name: str) -> list[tuple[int, int]]:
+        with self.lock:
+            return [stamp_key(m.header) for m in self.received[name]]
+
+    def wait_for(self, name: str, count: int, timeout: float = 20.0) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.count(name) >= count:
+                return True
+            time.sleep(0.002)
+        return False
+
+    def wait_connected(self, timeout: float = 10.0) -> None:
+        """Until the node subscribes to colour (if we publish) and publishes labels."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            inputs_ok = self.color is None or self.color.get_subscription_count() > 0
+            if inputs_ok and self.count_publishers(f"/{self.node_name}/labels") > 0:
+                time.sleep(0.3)  # let discovery settle on both sides
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"/{self.node_name} did not connect within {timeout:.0f} s")
+
+
+class Spinner:
+    """A SingleThreadedExecutor (as perception_node uses) spinning nodes in a thread."""
+
+    def __init__(self, context, *nodes: Node):
+        self.executor = SingleThreadedExecutor(context=context)
+        for node in nodes:
+            self.executor.add_node(node)
+        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.executor.shutdown(timeout_sec=5.0)
+        self.thread.join(timeout=5.0)
+
+
+def header(index: int, frame_id: str = "camera_color_optical_frame") -> Header:
+    """A header for frame ``index`` of a 30 Hz stream."""
+    h = Header(frame_id=frame_id)
+    h.stamp.sec, h.stamp.nanosec = 1000 + index // 30, (index % 30) * 33_333_333
+    return h
+
+
+def start_node(model: Path, domain: int, **params) -> subprocess.Popen:
+    """``perception_node`` in its own process on DDS domain ``domain``."""
+    values = {"model_path": str(model), "device": -1, "use_depth": False, **params}
+    args = [f"{k}:={str(v).lower() if isinstance(v, bool) else v}" for k, v in values.items()]
+    env = {
+        **os.environ,
+        "ROS_DOMAIN_ID": str(domain),
+        "FASTDDS_DEFAULT_PROFILES_FILE": fastdds_profile(),
+    }
+    cmd = [sys.executable, "-m", "lowlight_perception.ros.node", "--ros-args"]
+    for arg in args:
+        cmd += ["-p", arg]
+    return subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+
+
+def measure(
+    client: LoopbackClient,
+    frame: np.ndarray,
+    *,
+    count: int,
+    rate_hz: float | None,
+    first_index: int = 0,
+    timeout: float = 5.0,
+) -> dict:
+    """Publish ``count`` colour frames (open loop at ``rate_hz``, or closed loop — the next
+    frame as soon as the previous labels arrive — when ``rate_hz`` is None) and return the
+    colour-published -> labels-received latencies (ms) and the answered fraction."""
+    sent: dict[tuple[int, int], float] = {}
+    start = time.monotonic()
+    for i in range(count):
+        h = header(first_index + i)
+        msg = numpy_to_image(frame, "rgb8", h)
+        sent[stamp_key(h)] = time.monotonic()
+        client.color.publish(msg)
+        if rate_hz is None:
+            client.wait_for("labels", client.count("labels") + 1, timeout)
+        else:
+            time.sleep(max(0.0, start + (i + 1) / rate_hz - time.monotonic()))
+    wall = time.monotonic() - start
+    time.sleep(0.5)
+    with client.lock:
+        arrivals = dict(client.arrivals["labels"])
+    latencies = [1000 * (arrivals[k] - t) for k, t in sent.items() if k in arrivals]
+    return {"sent": count, "answered": len(latencies), "wall_s": wall, "latency_ms": latencies}
+
+
+def new_context(domain: int):
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=domain)
+    return context

@@ -1,0 +1,62 @@
+"""Real ROS 2 test harness: an isolated DDS domain, D435i-like frames on the RealSense topics,
+and the package's own loopback client (publishes inputs, records outputs) as the probe."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import CameraInfo, Image
+
+from lowlight_perception.camera import Intrinsics
+from lowlight_perception.data.synthetic import random_view
+from lowlight_perception.ros.codecs import numpy_to_image
+from lowlight_perception.ros.loopback import LoopbackClient as Probe  # noqa: F401
+from lowlight_perception.ros.loopback import Spinner, header, new_context  # noqa: F401
+
+FRAME_ID = "camera_color_optical_frame"
+CAMERA = (640, 480)
+
+
+def domain_id() -> int:
+    """A DDS domain of this test process, so parallel runs on one machine never hear each
+    other (ROS_DOMAIN_ID is exported for subprocesses too). Also selects the shipped Fast DDS
+    profile for camera-size images, as the README tells users to."""
+    domain = 1 + os.getpid() % 100
+    os.environ["ROS_DOMAIN_ID"] = str(domain)
+    os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(
+        Path(__file__).resolve().parents[1] / "config" / "fastdds_large_images.xml"
+    )
+    return domain
+
+
+class Frames:
+    """One procedural low-light view as RealSense would publish it."""
+
+    def __init__(self, size: tuple[int, int] = CAMERA, index: int = 0):
+        self.intrinsics = Intrinsics.d435i(*size)
+        view = random_view(21, index, self.intrinsics)
+        self.rgb, self.depth_mm = view.low, view.depth
+
+    def color(self, i: int, encoding: str = "rgb8") -> Image:
+        data = self.rgb if encoding == "rgb8" else np.ascontiguousarray(self.rgb[..., ::-1])
+        return numpy_to_image(data, encoding, header(i))
+
+    def depth(self, i: int) -> Image:
+        return numpy_to_image(self.depth_mm, "16UC1", header(i))
+
+    def camera_info(self, i: int = 0) -> CameraInfo:
+        K = self.intrinsics
+        msg = CameraInfo(
+            header=header(i), width=K.width, height=K.height, distortion_model="plumb_bob"
+        )
+        msg.k = [K.fx, 0.0, K.cx, 0.0, K.fy, K.cy, 0.0, 0.0, 1.0]
+        msg.d = [0.0] * 5
+        return msg
+
+
+def node_params(model: Path, **extra) -> list[Parameter]:
+    values = {"model_path": str(model), "device": -1, "threads": 1, **extra}
+    return [Parameter(k, value=v) for k, v in values.items()]
