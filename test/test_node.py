@@ -275,6 +275,44 @@ def test_a_slow_model_keeps_one_pending_frame_and_counts_drops(running, frames):
     assert node.stats.processed <= 8  # ~1 s of publishing at 0.25 s per frame (+ the last)
     last = probe.stamps("labels")[-1]
     assert last == (header(329).stamp.sec, header(329).stamp.nanosec), "newest frame must win"
+    time.sleep(node.p("diagnostics_period") + 0.5)
+    _, values = probe.last_status()
+    assert int(values["frames_dropped"]) == node.stats.dropped >= 15
+    assert values["backend"] == "onnxruntime" and values["model"] == "lisu-tiny"
+    assert float(values["execute_ms_p50"]) > 0
+
+
+def test_diagnostics_warn_when_inputs_stop(running, frames):
+    node, probe = running(use_depth=False, input_timeout=0.5)
+    time.sleep(node.p("diagnostics_period") + 0.3)
+    status, _ = probe.last_status()
+    assert status.level == status.WARN and "no colour frames" in status.message
+    for i in range(8):
+        probe.color.publish(frames.color(400 + i))
+        time.sleep(0.1)
+    status, values = probe.last_status()
+    assert status.level == status.OK, status.message
+    assert float(values["input_rate_hz"]) > 0 and int(values["frames_processed"]) >= 1
+    time.sleep(node.p("diagnostics_period") + 0.8)  # the camera stops
+    status, _ = probe.last_status()
+    assert status.level == status.WARN and "no colour frames" in status.message
+
+
+def test_deactivate_and_cleanup_release_and_the_node_comes_back(running, frames):
+    node, probe = running(use_depth=False)
+    assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    time.sleep(0.5)
+    assert probe.color.get_subscription_count() == 0 and node._worker is None
+    assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+    assert node.segmenter is None and not node._outputs
+    frozen = node.set_parameters([Parameter("backend", value="onnxruntime")])[0]
+    assert frozen.successful  # configure-time parameters may change while unconfigured
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    probe.wait_connected()
+    before = probe.count("labels")
+    probe.color.publish(frames.color(500))
+    assert probe.wait_for("labels", before + 1)
 
 
 PUBLISHER = textwrap.dedent("""

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -61,6 +62,8 @@ class LoopbackClient(Node):
         self.arrivals: dict[str, dict[tuple[int, int], float]] = defaultdict(dict)
         self.lock = threading.Lock()
         self.node_name = node_name
+        self.diagnostics: list[DiagnosticArray] = []
+        self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
         for out in OUTPUTS:
             if outputs is not None and out.name not in outputs:
                 continue  # the node computes only outputs somebody subscribes to
@@ -77,6 +80,20 @@ class LoopbackClient(Node):
         with self.lock:
             self.received[name].append(msg)
             self.arrivals[name].setdefault(stamp_key(msg.header), now)
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        with self.lock:
+            self.diagnostics.append(msg)
+
+    def last_status(self, node_name: str | None = None):
+        """The newest DiagnosticStatus of the node (values as a dict), or None."""
+        name = f"{node_name or self.node_name}: pipeline"
+        with self.lock:
+            for array in reversed(self.diagnostics):
+                for status in array.status:
+                    if status.name == name:
+                        return status, {kv.key: kv.value for kv in status.values}
+        return None
 
     def count(self, name: str) -> int:
         with self.lock:
