@@ -37,7 +37,7 @@ setup(
         share("config"),
         share("config/train"),
         share("launch"),
-        share("models"),
+        share("models"),  # README.md and any exported .onnx placed there
     ],
     install_requires=[
         "numpy>=1.24",

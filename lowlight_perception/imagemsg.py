@@ -1,0 +1,191 @@
+"""sensor_msgs/Image and CameraInfo -> numpy, for any object with the message's fields.
+
+Why here and not in ``ros/``: the node decodes rclpy messages, while the bag tools decode the
+dataclasses ``rosbags`` deserialises, and the evaluation layer must not import rclpy (only
+``ros/`` does). Both kinds of message carry the same field names (``encoding``, ``width``,
+``height``, ``step``, ``is_bigendian``, ``data``; ``k`` for CameraInfo), so one ROS-free
+decoder serves both and there is no twin to drift apart. ``ros/codecs.py`` re-exports these
+names and adds the encoders, which build rclpy messages.
+
+``data`` may be an ``array.array('B')`` (rclpy), a uint8 numpy array (rosbags) or any other
+bytes-like object: it is read with ``np.frombuffer``, so a decoded image is a zero-copy,
+possibly strided view over the message buffer, honouring ``step`` padding. Only data in the
+other byte order than the host (``is_bigendian``) is copied, to swap it.
+
+Invalid messages raise :class:`ImageError` / :class:`CameraInfoError` with a message naming the
+problem, so callers can log it, count it and skip the frame.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from typing import Any
+
+import numpy as np
+
+from .camera import Intrinsics
+from .errors import LowlightError
+
+HOST_IS_BIGENDIAN = sys.byteorder == "big"
+
+# encoding -> (element dtype, channels); 16UC1/mono16/32FC1 are single-channel.
+ENCODINGS: dict[str, tuple[np.dtype, int]] = {
+    "rgb8": (np.dtype(np.uint8), 3),
+    "bgr8": (np.dtype(np.uint8), 3),
+    "rgba8": (np.dtype(np.uint8), 4),
+    "bgra8": (np.dtype(np.uint8), 4),
+    "mono8": (np.dtype(np.uint8), 1),
+    "mono16": (np.dtype(np.uint16), 1),
+    "16UC1": (np.dtype(np.uint16), 1),
+    "32FC1": (np.dtype(np.float32), 1),
+}
+
+# rgb_view: encoding -> index expression giving R, G, B in that order (all views).
+_RGB_INDEX: dict[str, Any] = {
+    "rgb8": np.s_[...],
+    "bgr8": np.s_[..., ::-1],
+    "rgba8": np.s_[..., :3],
+    "bgra8": np.s_[..., 2::-1],
+}
+
+DEPTH_MM_ENCODINGS = ("16UC1", "mono16")
+
+
+class ImageError(LowlightError):
+    """A sensor_msgs/Image cannot be decoded or encoded (encoding, sizes, step, data)."""
+
+
+class CameraInfoError(LowlightError):
+    """A sensor_msgs/CameraInfo carries no usable calibration."""
+
+
+def encoding_spec(encoding: str) -> tuple[np.dtype, int]:
+    """(element dtype, channels) of ``encoding``.
+
+    Raises:
+        ImageError: for an encoding not in :data:`ENCODINGS` (naming it and the supported ones).
+    """
+    try:
+        return ENCODINGS[encoding]
+    except KeyError:
+        raise ImageError(
+            f"unsupported image encoding {encoding!r}; supported: {', '.join(ENCODINGS)}"
+        ) from None
+
+
+def image_to_numpy(msg: Any) -> np.ndarray:
+    """Decode an Image into (H, W) or (H, W, C) numpy, zero-copy where possible.
+
+    Supports rgb8, bgr8, rgba8, bgra8, mono8 (uint8), 16UC1 / mono16 (uint16) and 32FC1
+    (float32). Channels are returned in the order of the encoding (see :func:`rgb_view`).
+
+    Args:
+        msg: the image message (rclpy or rosbags; ``data`` any byte buffer).
+
+    Returns:
+        A view over ``msg.data`` (it shares the message's buffer: writing to it changes the
+        message; with ``step`` padding it is not C-contiguous), or a native-order copy when
+        ``is_bigendian`` differs from the host for 16/32-bit data.
+
+    Raises:
+        ImageError: unknown encoding, zero height or width, ``step`` shorter than a row,
+            ``data`` shorter than ``step * height``, or data that is not a byte buffer.
+    """
+    dtype, channels = encoding_spec(msg.encoding)
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    if height == 0 or width == 0:
+        raise ImageError(f"{msg.encoding} image has zero size ({width}x{height})")
+    row_bytes = width * channels * dtype.itemsize
+    if step < row_bytes:
+        raise ImageError(
+            f"{msg.encoding} image step {step} is smaller than a row: width {width} x "
+            f"{channels} channel(s) x {dtype.itemsize} byte(s) = {row_bytes}"
+        )
+    try:
+        buf = np.frombuffer(msg.data, dtype=np.uint8)
+    except (TypeError, ValueError) as err:
+        raise ImageError(f"{msg.encoding} image data is not a byte buffer ({err})") from None
+    if buf.size < step * height:
+        raise ImageError(
+            f"{msg.encoding} image data is truncated: {buf.size} bytes, step {step} x height "
+            f"{height} = {step * height} expected"
+        )
+    wire = dtype.newbyteorder(">" if msg.is_bigendian else "<")  # no-op for uint8
+    # Rows of ``step`` bytes, cut to the pixel bytes: the last axis stays contiguous, so the
+    # byte view can be reinterpreted as the element type without a copy.
+    rows = buf[: step * height].reshape(height, step)[:, :row_bytes]
+    image = rows.view(wire).reshape((height, width, channels) if channels > 1 else (height, width))
+    if not wire.isnative:
+        image = image.astype(dtype)  # swap to host order: a copy
+    return image
+
+
+def rgb_view(msg: Any) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of an rgb8, bgr8, rgba8 or bgra8 image.
+
+    Always a VIEW over ``msg.data`` (no copy): for bgr8/bgra8 the channels are reversed with a
+    negative stride, for rgba8/bgra8 alpha is sliced off, and ``step`` padding remains. It is
+    therefore C-contiguous only for unpadded rgb8; a consumer that needs a contiguous frame
+    (the Segmenter) calls ``np.ascontiguousarray`` on it once, which copies only when needed.
+
+    Raises:
+        ImageError: as :func:`image_to_numpy`, or a non-colour encoding (mono8, depth).
+    """
+    encoding_spec(msg.encoding)  # an unknown encoding is named as such
+    if msg.encoding not in _RGB_INDEX:
+        raise ImageError(
+            f"image encoding {msg.encoding!r} is not colour; expected one of "
+            f"{', '.join(_RGB_INDEX)}"
+        )
+    return image_to_numpy(msg)[_RGB_INDEX[msg.encoding]]
+
+
+def depth_to_metres(msg: Any) -> np.ndarray:
+    """Depth image as a new (H, W) float32 array in metres, 0.0 marking invalid pixels.
+
+    REP 118: 16UC1 (and mono16) hold millimetres with 0 = no measurement (the D435i's aligned
+    depth); 32FC1 holds metres, where NaN, +-inf and values <= 0 are all mapped to 0.0. One
+    invalid marker keeps consumers to a single ``depth > 0`` test.
+
+    Raises:
+        ImageError: as :func:`image_to_numpy`, or an encoding that is not depth.
+    """
+    encoding_spec(msg.encoding)
+    if msg.encoding not in (*DEPTH_MM_ENCODINGS, "32FC1"):
+        raise ImageError(
+            f"image encoding {msg.encoding!r} is not depth; expected 16UC1, mono16 (mm) or "
+            "32FC1 (m)"
+        )
+    raw = image_to_numpy(msg)
+    if msg.encoding in DEPTH_MM_ENCODINGS:
+        return np.true_divide(raw, np.float32(1000.0), dtype=np.float32)
+    metres = np.array(raw, dtype=np.float32)  # a copy: never write into the message
+    metres[~(metres > 0) | ~np.isfinite(metres)] = 0.0
+    return metres
+
+
+def camera_info_to_intrinsics(msg: Any) -> Intrinsics:
+    """Pinhole intrinsics from a sensor_msgs/CameraInfo.
+
+    Uses ``k`` (row-major 3x3: fx = k[0], cx = k[2], fy = k[4], cy = k[5]), ``width`` and
+    ``height``. Distortion (``d``), skew (k[1]), ``binning`` and ``roi`` are ignored: the D435i
+    publishes "plumb_bob" with all-zero coefficients for the colour stream that depth is aligned
+    to, which is a pure pinhole.
+
+    Raises:
+        CameraInfoError: zero width or height, or a K that is all zeros (an uncalibrated
+            camera), non-finite, or has fx/fy <= 0.
+    """
+    width, height = int(msg.width), int(msg.height)
+    if width == 0 or height == 0:
+        raise CameraInfoError(f"camera_info has zero size ({width}x{height})")
+    k = [float(v) for v in msg.k]
+    if len(k) != 9 or not all(math.isfinite(v) for v in k):
+        raise CameraInfoError(f"camera_info K is not 9 finite numbers: {k}")
+    if not any(k):
+        raise CameraInfoError("camera_info K is all zeros (camera not calibrated)")
+    fx, cx, fy, cy = k[0], k[2], k[4], k[5]
+    if fx <= 0 or fy <= 0:
+        raise CameraInfoError(f"camera_info K has non-positive focal length fx={fx}, fy={fy}")
+    return Intrinsics(width, height, fx, fy, cx, cy)
