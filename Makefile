@@ -1,12 +1,17 @@
 # Two entry points for a fresh machine with nothing but Python 3.10+:
+#   make demo     create .venv if missing, install the runtime (no torch), run the whole system:
+#                 procedural low-light sequence -> rosbag2 -> perception_node over ROS 2 -> report
 #   make test     create .venv if missing, install everything, run ruff and pytest
-#   make dataset  render a small procedural low-light RGB-D dataset into out/dataset
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.installed-demo
 
-.PHONY: test lint dataset bench clean-venv
+.PHONY: demo test lint dataset bench demo-model clean-venv
+
+demo: $(DEMO_STAMP)
+	$(BIN)/lowlight demo --out out/demo
 
 test: $(STAMP)
 	$(BIN)/ruff check .
@@ -21,13 +26,29 @@ dataset: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/lowlight bench synth --size 320x240 --views 40
 
+# The demo needs the runtime and ROS 2 wheels only: onnxruntime, rosbags, rclpy (no torch).
+$(DEMO_STAMP): setup.py
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --progress-bar off -e '.[ros]'
+	touch $@
+
+# How models/lisu_small_procedural.onnx was made (CPU, ~10 minutes on 2 cores; see models/README.md).
+demo-model: $(STAMP)
+	rm -rf out/demo_model
+	$(BIN)/lowlight synth --out out/demo_model/data --views 600 --size 160x120 --seed 11
+	$(BIN)/lowlight train --config lisu_small_cpu --set data.kind=llrgbd-real \
+	    --data out/demo_model/data --set data.size=[160,112] --set data.workers=1 \
+	    --set "data.options={}" --set decomp_epochs=4 --set epochs=16 --out out/demo_model/run
+	$(BIN)/lowlight export --checkpoint out/demo_model/run/best.pt \
+	    --out models/lisu_small_procedural.onnx --camera-size 320x240 --net-size 160x112
+
 # torch==2.13.0 first: that pin resolves to the local CPU build, and the `train` extra's
 # range is then already satisfied (no CUDA wheels are pulled).
 $(STAMP): setup.py
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --progress-bar off torch==2.13.0
 	$(BIN)/python -m pip install --progress-bar off -e '.[train,ros,test]'
-	touch $@
+	touch $@ $(DEMO_STAMP)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -46,9 +46,10 @@ setup(
         "tqdm>=4.60",
         "onnxruntime>=1.17",
         "rosbags>=0.10",
+        "matplotlib>=3.7",  # evaluation plots
     ],
     extras_require={
-        "train": ["torch>=2.4", "onnx>=1.16", "h5py>=3.8", "matplotlib>=3.7"],
+        "train": ["torch>=2.4", "onnx>=1.16", "h5py>=3.8"],
         "ros": ROS_WHEELS,
         # desktop GPUs; JetPack ships its own TensorRT. TensorRT 11 removed the FP16 builder flag.
         "tensorrt": ["tensorrt-cu12>=10,<11", "cuda-python>=12"],

@@ -62,6 +62,8 @@ class EvalFrame:
         prediction: (H, W) uint8 recorded prediction (``--predictions-topic``), or None.
         stamp_ns: capture time in nanoseconds (bags), or None.
         name: a readable name (dataset file stem), or "".
+        recorded: the node's other published images for this frame (reflectance, confidence)
+            as a Result, shown in the samples when scoring recorded predictions.
     """
 
     index: int
@@ -71,6 +73,7 @@ class EvalFrame:
     prediction: np.ndarray | None = None
     stamp_ns: int | None = None
     name: str = ""
+    recorded: Result | None = None
 
 
 # --------------------------------------------------------------------------- scoring one frame
@@ -113,6 +116,7 @@ def score_frame(
         rgb = apply_degradation(rgb, degrade[0], degrade[1], seed=int(frame.index))
     result = None
     if segmenter is None:
+        result = getattr(frame, "recorded", None)
         prediction = frame.prediction
         if prediction is None:
             return "no recorded prediction"
@@ -152,7 +156,7 @@ class _Tally:
     def add(self, frame: Any, scored: Scored) -> None:
         self.matrix.merge(scored.counts)
         self.timeline.append((int(frame.index), frame.stamp_ns, scored.metrics.mIoU))
-        if scored.result is not None:
+        if scored.result is not None and "total" in scored.result.timings:  # recorded: none
             self.latency_ms.append(float(scored.result.timings["total"]))
 
     def metrics(self, header: dict, read_stats: Any, reason: str | None) -> dict:
@@ -337,6 +341,7 @@ def evaluate(
                     "OA": _round(scored.metrics.OA),
                     "pixels": scored.metrics.num_pixels,
                     "latency_ms": None if scored.result is None
+                    or "total" not in scored.result.timings
                     else round(scored.result.timings["total"], 3),
                 }
             )

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from .. import atomic
 from ..classes import load_classes
 from ..errors import LowlightError
 
@@ -41,7 +42,7 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, **extra: Any) -> N
     os.close(fd)
     try:
         torch.save(state, tmp)
-        os.replace(tmp, path)
+        atomic.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812  (the universal torch idiom)
 from torch import nn
 
-from .. import __version__
+from .. import __version__, atomic
 from ..camera import Intrinsics
 from ..classes import load_classes
 from ..errors import LowlightError
@@ -304,7 +304,7 @@ def export_onnx(
                 f"{100 * parity.label_agreement:.3f} % < {100 * MIN_LABEL_AGREEMENT:.1f} % "
                 f"(confidence max diff {parity.confidence_max_diff} DN); {out} not written"
             )
-        os.replace(tmp, out)
+        atomic.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
     h, w = fused.camera_hw

@@ -127,6 +127,8 @@ def replay(
     max_frames: int | None = None,
     threads: int = 0,
     node_params: dict | None = None,
+    outputs: tuple[str, ...] = ("labels",),
+    record: bool = False,
     connect_timeout: float = 60.0,
     log=print,
 ) -> dict:
@@ -142,6 +144,10 @@ def replay(
             answered; reports the highest rate and output FPS without drops.
         max_frames: replay at most this many colour frames.
         node_params: extra parameters for the started node.
+        outputs: the node outputs to subscribe to (the node computes only those).
+        record: also return ``recorded``: {bag stamp ns: {output: message}} of the first pass.
+        outputs: the node outputs to subscribe to (the node computes only those).
+        record: also return ``recorded``: {bag stamp ns: {output: message}} of the first pass.
 
     Raises:
         ReplayError: unreadable bag, or no node connected within ``connect_timeout``.
@@ -155,9 +161,10 @@ def replay(
         params = {"use_depth": has_depth, "threads": threads, **(node_params or {})}
         node = start_node(Path(model), domain, **params)
     context = new_context(domain)
-    client = LoopbackClient(context, outputs=("labels",))
+    client = LoopbackClient(context, outputs=outputs)
     spinner = Spinner(context, client)
     passes = []
+    recorded = None
     try:
         try:
             client.wait_connected(timeout=connect_timeout)
@@ -171,6 +178,7 @@ def replay(
         run = play(client, _shift(inputs), rate)
         passes.append(summarize(client, run["sent"], run["wall_s"], rate))
         log(_line(passes[-1]))
+        recorded = _recorded(client, SHIFT_S) if record else None
         if peak:
             factor = rate
             while passes[-1]["answered"] >= 0.95 * passes[-1]["sent"] and factor < 256:
@@ -193,6 +201,8 @@ def replay(
         "frames": sum(r.topic == COLOR_TOPIC for r in inputs),
         "passes": passes,
     }
+    if record:
+        result["recorded"] = recorded
     if peak:
         clean = [p for p in passes if p["answered"] >= 0.95 * p["sent"]]
         best = max(clean, key=lambda p: p["output_fps"], default=None)
@@ -202,7 +212,22 @@ def replay(
     return result
 
 
-def _shift(inputs: list[Recorded], seconds: int = 10_000) -> list[Recorded]:
+SHIFT_S = 10_000
+
+
+def _recorded(client: LoopbackClient, shift_s: int) -> dict[int, dict[str, object]]:
+    """What the node published in the first pass, by the bag's original stamp (ns)."""
+    out: dict[int, dict[str, object]] = {}
+    with client.lock:
+        for name, messages in client.received.items():
+            for msg in messages:
+                sec, nsec = stamp_key(msg.header)
+                if sec >= shift_s:
+                    out.setdefault((sec - shift_s) * 1_000_000_000 + nsec, {})[name] = msg
+    return out
+
+
+def _shift(inputs: list[Recorded], seconds: int = SHIFT_S) -> list[Recorded]:
     """Move every stamp forward, in place: each pass is newer than the last (the node drops
     frames older than the newest it has seen) and its answers are told apart."""
     for item in inputs:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import LowlightError
-from . import bag, bench, build_engine, eval, export, replay, synth, train
+from . import bag, bench, build_engine, demo, eval, export, replay, synth, train
 
-TOOLS = (synth, train, export, build_engine, bench, bag, eval, replay)
+TOOLS = (demo, synth, train, export, build_engine, bench, bag, eval, replay)
 
 
 class OneLineParser(argparse.ArgumentParser):
