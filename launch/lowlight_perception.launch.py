@@ -121,12 +121,15 @@ def generate_launch_description():
                 "started here (empty: Fast DDS defaults, which lose most best-effort 640x480 "
                 "frames between processes)",
             ),
-            SetEnvironmentVariable(
-                "FASTDDS_DEFAULT_PROFILES_FILE",
-                LaunchConfiguration("fastdds_profile"),
-                condition=IfCondition(
-                    PythonExpression(["'", LaunchConfiguration("fastdds_profile"), "' != ''"])
-                ),
+            *(  # Fast DDS 3 (Kilted) reads the first name, Fast DDS 2 (Humble, Jazzy) the second
+                SetEnvironmentVariable(
+                    name,
+                    LaunchConfiguration("fastdds_profile"),
+                    condition=IfCondition(
+                        PythonExpression(["'", LaunchConfiguration("fastdds_profile"), "' != ''"])
+                    ),
+                )
+                for name in ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
             ),
             realsense,
             OpaqueFunction(function=_perception_node),

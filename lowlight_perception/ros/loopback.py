@@ -40,6 +40,12 @@ def fastdds_profile() -> str:
     return str(share_dir() / "config" / "fastdds_large_images.xml")
 
 
+def profile_env() -> dict[str, str]:
+    """Environment selecting that profile: Fast DDS 3 (Kilted) and 2 (Humble, Jazzy) names."""
+    path = fastdds_profile()
+    return {"FASTDDS_DEFAULT_PROFILES_FILE": path, "FASTRTPS_DEFAULT_PROFILES_FILE": path}
+
+
 class LoopbackClient(Node):
     """Publishes inputs (optional) and records every subscribed output with arrival times."""
 
@@ -152,7 +158,7 @@ def start_node(model: Path, domain: int, **params) -> subprocess.Popen:
     env = {
         **os.environ,
         "ROS_DOMAIN_ID": str(domain),
-        "FASTDDS_DEFAULT_PROFILES_FILE": fastdds_profile(),
+        **profile_env(),
     }
     cmd = [sys.executable, "-m", "lowlight_perception.ros.node", "--ros-args"]
     for arg in args:

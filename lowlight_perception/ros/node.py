@@ -557,7 +557,8 @@ class PerceptionNode(LifecycleNode):
 
 def main(args: list[str] | None = None) -> None:
     """Entry point of ``perception_node`` (``ros2 run lowlight_perception perception_node``)."""
-    with rclpy.init(args=args):
+    rclpy.init(args=args)  # not ``with rclpy.init()``: Humble and Jazzy lack that form
+    try:
         node = PerceptionNode()
         if node.p("autostart"):
             if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
@@ -574,6 +575,8 @@ def main(args: list[str] | None = None) -> None:
                 node.destroy_node()
             except Exception as err:  # shutting down: report, do not raise
                 print(f"perception_node: shutdown: {err}")
+    finally:
+        rclpy.try_shutdown()
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from ..errors import LowlightError
 from .interface import CAMERA_INFO_TOPIC, COLOR_TOPIC, DEPTH_TOPIC
-from .loopback import LoopbackClient, Spinner, fastdds_profile, new_context, stamp_key, start_node
+from .loopback import LoopbackClient, Spinner, new_context, profile_env, stamp_key, start_node
 
 TYPES = {"sensor_msgs/msg/Image": Image, "sensor_msgs/msg/CameraInfo": CameraInfo}
 INPUT_TOPICS = (COLOR_TOPIC, DEPTH_TOPIC, CAMERA_INFO_TOPIC)
@@ -155,7 +155,8 @@ def replay(
     inputs = load_inputs(bag, max_frames)
     has_depth = any(r.topic == DEPTH_TOPIC for r in inputs)
     domain = int(os.environ.get("ROS_DOMAIN_ID", "0"))
-    os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", fastdds_profile())
+    for key, value in profile_env().items():
+        os.environ.setdefault(key, value)
     node = None
     if model is not None:
         params = {"use_depth": has_depth, "threads": threads, **(node_params or {})}

@@ -225,14 +225,14 @@ def bench_node(
     from ..ros.loopback import (
         LoopbackClient,
         Spinner,
-        fastdds_profile,
         measure,
         new_context,
+        profile_env,
         start_node,
     )
 
     domain = 101 + os.getpid() % 100
-    os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = fastdds_profile()
+    os.environ.update(profile_env())
     frame = random_view(1234, 0, Intrinsics.d435i(*camera)).low
     with tempfile.TemporaryDirectory() as tmp:
         model = Path(tmp) / f"{name}.onnx"
