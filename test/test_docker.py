@@ -13,13 +13,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import runpy
 import shlex
 import subprocess
 from pathlib import Path
 
 import pytest
-import setuptools
 import yaml
 from conftest import REPO
 from test_launch_config import MAIN_LAUNCH, LaunchFile
@@ -40,17 +38,6 @@ LAUNCH_ARG = re.compile(r"(?<![\w.$-])([A-Za-z_][\w.]*):=(\S*)")
 @pytest.fixture(scope="module")
 def declared() -> set[str]:
     return set(LaunchFile(MAIN_LAUNCH).arguments())
-
-
-@pytest.fixture(scope="module")
-def setup_kwargs() -> dict:
-    """setup.py's arguments, computed by running it with setuptools.setup captured."""
-    captured = {}
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(setuptools, "setup", lambda **kw: captured.update(kw))
-        mp.chdir(REPO)
-        runpy.run_path(str(REPO / "setup.py"))
-    return captured
 
 
 def installed(setup_kwargs: dict, rel: str) -> str:

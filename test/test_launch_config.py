@@ -9,11 +9,9 @@ setup.py. A renamed parameter or output then fails here instead of on a robot.
 from __future__ import annotations
 
 import ast
-import runpy
 from pathlib import Path
 
 import pytest
-import setuptools
 import yaml
 from conftest import REPO
 
@@ -312,17 +310,6 @@ def test_rviz_fixed_frame_is_the_colour_optical_frame(rviz):
 
 
 # --- installation ------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def setup_kwargs() -> dict:
-    """setup.py's arguments, computed by running it with setuptools.setup captured."""
-    captured = {}
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(setuptools, "setup", lambda **kw: captured.update(kw))
-        mp.chdir(REPO)
-        runpy.run_path(str(REPO / "setup.py"))
-    return captured
 
 
 def test_setup_installs_launch_and_config_files(setup_kwargs):

@@ -264,3 +264,17 @@ def test_depth_metrics_no_valid_pixels_raises() -> None:
         depth_metrics(np.ones(3), np.zeros(3))
     with pytest.raises(ValueError, match="shape"):
         depth_metrics(np.ones(3), np.ones(4))
+
+
+def test_majority_class_miou_equals_scoring_a_constant_prediction() -> None:
+    from lowlight_perception.evaluation.metrics import majority_class_miou
+
+    rng = np.random.default_rng(5)
+    labels = rng.choice(14, size=(4, 30, 40), p=np.r_[0.1, 0.3, np.full(12, 0.05)])
+    hist = np.bincount(labels.ravel(), minlength=14)
+    hist_no_void = hist.copy()
+    hist_no_void[0] = 0
+    cm = ConfusionMatrix(14, ignore_index=0)
+    cm.update(np.full_like(labels, int(hist_no_void.argmax())), labels)
+    assert majority_class_miou(hist) == pytest.approx(cm.compute().mIoU)
+    assert math.isnan(majority_class_miou(np.zeros(14)))

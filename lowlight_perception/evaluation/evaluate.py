@@ -340,8 +340,8 @@ def evaluate(
                     "mIoU": _round(scored.metrics.mIoU),
                     "OA": _round(scored.metrics.OA),
                     "pixels": scored.metrics.num_pixels,
-                    "latency_ms": None if scored.result is None
-                    or "total" not in scored.result.timings
+                    "latency_ms": None
+                    if scored.result is None or "total" not in scored.result.timings
                     else round(scored.result.timings["total"], 3),
                 }
             )
@@ -431,8 +431,9 @@ def bag_length(bag: str | Path, color_topic: str | None, max_frames: int | None)
     return count if max_frames is None else min(count, max_frames)
 
 
-def _open_segmenter(model: str | Path, backend: str, device: int | str,
-                    host_resize: bool) -> Segmenter:
+def _open_segmenter(
+    model: str | Path, backend: str, device: int | str, host_resize: bool
+) -> Segmenter:
     return Segmenter(model, backend, device, host_resize=host_resize)
 
 
@@ -636,7 +637,9 @@ def robustness(
     }
     bar = tqdm(
         total=None if total is None else total * len(cells),
-        desc="robustness", unit="frame", disable=not progress,
+        desc="robustness",
+        unit="frame",
+        disable=not progress,
     )
     try:
         for cell in cells:
@@ -672,4 +675,3 @@ def robustness(
     report.plot_robustness(doc, out / "robustness.png")
     (out / "robustness.md").write_text(report.robustness_markdown(doc), encoding="utf-8")
     return doc
-

@@ -297,3 +297,21 @@ def depth_metrics(
         "delta2": float(np.mean(ratio < 1.25**2)),
         "delta3": float(np.mean(ratio < 1.25**3)),
     }
+
+
+def majority_class_miou(label_histogram: np.ndarray, ignore_index: int | None = 0) -> float:
+    """mIoU of predicting the most frequent ground-truth class everywhere: a floor any model
+    must beat. That class scores (its pixels / all pixels); every other class present in the
+    truth scores 0 and counts, as in ``ConfusionMatrix.compute``.
+
+    Args:
+        label_histogram: pixel count per class id of the ground truth.
+        ignore_index: class left out (void), or None.
+    """
+    hist = np.asarray(label_histogram, dtype=np.int64).copy()
+    if ignore_index is not None and 0 <= ignore_index < len(hist):
+        hist[ignore_index] = 0
+    total = int(hist.sum())
+    if total == 0:
+        return math.nan
+    return float(hist.max() / total / int((hist > 0).sum()))

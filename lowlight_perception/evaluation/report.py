@@ -137,8 +137,9 @@ def side_by_side(
         sheet.paste(tile.convert("RGB").resize((w, h), Image.NEAREST), (x0, y0))
     x, y = gap, caption_h + title_h + h + gap + 2
     for name, colour in legend:
-        draw.rectangle((x, y + 2, x + 14, y + 16), fill=tuple(int(c) for c in colour),
-                       outline=(0, 0, 0))
+        draw.rectangle(
+            (x, y + 2, x + 14, y + 16), fill=tuple(int(c) for c in colour), outline=(0, 0, 0)
+        )
         draw.text((x + 19, y), name, fill=(0, 0, 0), font=font)
         x += 19 + int(draw.textlength(name, font=font)) + 14
     return sheet
@@ -189,8 +190,9 @@ def plot_confusion(matrix: np.ndarray, classes: ClassSet, path: Path) -> bool:
         range(len(rows)),
         [classes.names[c] + ("" if totals[i, 0] else " (absent)") for i, c in enumerate(rows)],
     )
-    ax.set(xlabel="predicted", ylabel="ground truth",
-           title="confusion matrix (% of each true class)")
+    ax.set(
+        xlabel="predicted", ylabel="ground truth", title="confusion matrix (% of each true class)"
+    )
     fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -210,8 +212,16 @@ def plot_timeline(
         return False
     fig, ax = plt.subplots(figsize=(9, 3.2))
     y = np.array(miou, dtype=np.float64)
-    ax.plot(x, y, ".-" if len(y) <= 300 else ".", ms=4, lw=0.6, color="tab:blue", alpha=0.6,
-            label="one frame")
+    ax.plot(
+        x,
+        y,
+        ".-" if len(y) <= 300 else ".",
+        ms=4,
+        lw=0.6,
+        color="tab:blue",
+        alpha=0.6,
+        label="one frame",
+    )
     window = len(y) // 20
     if window >= 3 and np.isfinite(y).sum() > window:
         kernel = np.ones(window) / window
@@ -246,8 +256,12 @@ def plot_robustness(doc: dict, path: Path) -> bool:
         pts = [(a, np.nan if b is None else b) for a, b in zip(xs, ys, strict=True)]
         ax.plot(*zip(*pts, strict=True), "o-", label=kind.replace("_", " "))
     ax.set_xticks(range(5), ["clean", "1", "2", "3", "4"])
-    ax.set(xlabel="severity level", ylabel="mIoU", ylim=(0, None),
-           title="robustness: mIoU against degradation severity")
+    ax.set(
+        xlabel="severity level",
+        ylabel="mIoU",
+        ylim=(0, None),
+        title="robustness: mIoU against degradation severity",
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -259,7 +273,8 @@ def plot_robustness(doc: dict, path: Path) -> bool:
 # --------------------------------------------------------------------------- Markdown
 
 
-def _pct(value: float | None) -> str:
+def pct(value: float | None) -> str:
+    """A fraction as a percentage with one decimal; a dash when undefined."""
     return "–" if value is None or not math.isfinite(value) else f"{100 * value:.1f} %"
 
 
@@ -289,10 +304,10 @@ def report_markdown(metrics: dict, *, plots: bool, samples: Sequence[str]) -> st
         ]
     latency = metrics.get("latency_ms")
     rows = [
-        ("mIoU", _pct(metrics["mIoU"])),
-        ("OA (pixel accuracy)", _pct(metrics["OA"])),
-        ("mAcc", _pct(metrics["mAcc"])),
-        ("FWIoU", _pct(metrics["FWIoU"])),
+        ("mIoU", pct(metrics["mIoU"])),
+        ("OA (pixel accuracy)", pct(metrics["OA"])),
+        ("mAcc", pct(metrics["mAcc"])),
+        ("FWIoU", pct(metrics["FWIoU"])),
         ("frames evaluated", str(metrics["frames"])),
         ("frames skipped", skipped_text(metrics["skipped"])),
     ]
@@ -308,10 +323,15 @@ def report_markdown(metrics: dict, *, plots: bool, samples: Sequence[str]) -> st
         rows.append(("input degradation", str(metrics["degrade"])))
     machine = metrics.get("machine") or {}
     rows += [
-        ("backend", f"{metrics['backend']}" + (f" on {metrics['device']}" if metrics.get(
-            "device") is not None else "")),
-        ("machine", ", ".join(str(machine[k]) for k in ("cpu", "gpu", "cores") if machine.get(k))
-         or "–"),
+        (
+            "backend",
+            f"{metrics['backend']}"
+            + (f" on {metrics['device']}" if metrics.get("device") is not None else ""),
+        ),
+        (
+            "machine",
+            ", ".join(str(machine[k]) for k in ("cpu", "gpu", "cores") if machine.get(k)) or "–",
+        ),
     ]
     lines += ["| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows), ""]
     lines += [
@@ -325,12 +345,18 @@ def report_markdown(metrics: dict, *, plots: bool, samples: Sequence[str]) -> st
     ]
     acc = metrics.get("per_class_acc", {})
     for name, iou in metrics["per_class_IoU"].items():
-        lines.append(f"| {name} | {_pct(iou)} | {_pct(acc.get(name))} |")
+        lines.append(f"| {name} | {pct(iou)} | {pct(acc.get(name))} |")
     lines.append("")
     if plots:
         lines += [
-            "## Confusion matrix", "", "![confusion matrix](confusion.png)", "",
-            "## Per-frame mIoU", "", "![per-frame mIoU](timeline.png)", "",
+            "## Confusion matrix",
+            "",
+            "![confusion matrix](confusion.png)",
+            "",
+            "## Per-frame mIoU",
+            "",
+            "![per-frame mIoU](timeline.png)",
+            "",
         ]
     else:
         lines += ["(plots not drawn: matplotlib is not installed; `pip install matplotlib`)", ""]
@@ -360,22 +386,22 @@ def robustness_markdown(doc: dict) -> str:
         lines += [f"> **Incomplete**: {doc.get('incomplete_reason', 'stopped early')}.", ""]
     lines += [
         f"mIoU with each degradation applied to the colour frame before `segment()`; "
-        f"{clean.get('frames', 0)} frames per cell; clean mIoU {_pct(clean.get('mIoU'))}. "
+        f"{clean.get('frames', 0)} frames per cell; clean mIoU {pct(clean.get('mIoU'))}. "
         "Levels: `lowlight_perception.data.degrade.LEVELS` (paper 001 for the first four kinds).",
         "",
         "| degradation | clean | 1 | 2 | 3 | 4 |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for kind, rows in doc["grid"].items():
-        cells = {r["level"]: _pct(r["mIoU"]) for r in rows}
+        cells = {r["level"]: pct(r["mIoU"]) for r in rows}
         lines.append(
-            f"| {kind} | {_pct(clean.get('mIoU'))} | "
+            f"| {kind} | {pct(clean.get('mIoU'))} | "
             + " | ".join(cells.get(level, "") for level in range(1, 5))
             + " |"
         )
     if doc.get("darkness"):
         lines += ["", "## Darkness sweep", "", "| exposure | mIoU | OA |", "|---:|---:|---:|"]
         for row in doc["darkness"]:
-            lines.append(f"| x{row['exposure']:g} | {_pct(row['mIoU'])} | {_pct(row['OA'])} |")
+            lines.append(f"| x{row['exposure']:g} | {pct(row['mIoU'])} | {pct(row['OA'])} |")
     lines += ["", "![mIoU against severity](robustness.png)", ""]
     return "\n".join(lines)

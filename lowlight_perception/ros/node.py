@@ -55,6 +55,7 @@ from .interface import (
 from .pointcloud import semantic_points, to_pointcloud2
 
 WARN_PERIOD_S = 5.0
+TOGGLES = {o.name: o.toggle for o in OUTPUTS}
 OUTPUT_QOS = QoSProfile(
     depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE
 )
@@ -422,42 +423,43 @@ class PerceptionNode(LifecycleNode):
                 self.warn_once("internal", f"frame skipped, unexpected {type(err).__name__}: {err}")
 
     def _wanted(self, name: str) -> bool:
-        out = next(o for o in OUTPUTS if o.name == name)
         pub = self._outputs.get(name)
-        return bool(self.p(out.toggle)) and pub is not None and pub.get_subscription_count() > 0
+        return bool(self.p(TOGGLES[name])) and pub is not None and pub.get_subscription_count() > 0
 
     def _process(self, pending: Pending) -> None:
         t0 = time.perf_counter()
         rgb = pending.rgb
-        depth = None
-        if pending.depth is not None:
-            depth = depth_to_metres(pending.depth)
-            if depth.shape != rgb.shape[:2]:
-                raise LowlightError(
-                    f"depth is {depth.shape[1]}x{depth.shape[0]} but colour is "
-                    f"{rgb.shape[1]}x{rgb.shape[0]}: is the depth aligned to colour?"
-                )
-        result = self.segmenter.segment(rgb, depth)
+        depth_msg = pending.depth
+        if depth_msg is not None and (depth_msg.height, depth_msg.width) != rgb.shape[:2]:
+            raise LowlightError(
+                f"depth is {depth_msg.width}x{depth_msg.height} but colour is "
+                f"{rgb.shape[1]}x{rgb.shape[0]}: is the depth aligned to colour?"
+            )
+        result = self.segmenter.segment(rgb)
         t1 = time.perf_counter()
         header = pending.color.header
-        palette = self.segmenter.classes.palette
+        classes = self.segmenter.classes
         publish = self._outputs
         if self._wanted("labels"):
             publish["labels"].publish(numpy_to_image(result.labels, "mono8", header))
         if self._wanted("confidence"):
             publish["confidence"].publish(numpy_to_image(result.confidence, "mono8", header))
-        if self._wanted("labels_color"):
-            publish["labels_color"].publish(numpy_to_image(palette[result.labels], "rgb8", header))
-        if self._wanted("overlay"):
-            alpha = float(self.p("overlay_alpha"))
-            blend = (1 - alpha) * rgb + alpha * palette[result.labels]
-            publish["overlay"].publish(numpy_to_image(blend.astype(np.uint8), "rgb8", header))
+        want_color, want_overlay = self._wanted("labels_color"), self._wanted("overlay")
+        if want_color or want_overlay:
+            colored = classes.colorize(result.labels)  # once for both outputs
+            if want_color:
+                publish["labels_color"].publish(numpy_to_image(colored, "rgb8", header))
+            if want_overlay:  # integer blend: (256 - a) * input + a * colour, a in 0..256
+                a = np.uint16(round(256 * float(self.p("overlay_alpha"))))
+                blend = ((256 - a) * rgb.astype(np.uint16) + a * colored) >> 8
+                publish["overlay"].publish(numpy_to_image(blend.astype(np.uint8), "rgb8", header))
         if result.reflectance is not None and self._wanted("reflectance"):
             publish["reflectance"].publish(numpy_to_image(result.reflectance, "rgb8", header))
         if result.illumination is not None and self._wanted("illumination"):
             publish["illumination"].publish(numpy_to_image(result.illumination, "mono8", header))
-        if self._wanted("semantic_points"):
-            self._publish_points(result, depth, header, palette)
+        if self._wanted("semantic_points"):  # depth is converted only for the point cloud
+            depth = None if depth_msg is None else depth_to_metres(depth_msg)
+            self._publish_points(result, depth, header, classes.palette)
         t2 = time.perf_counter()
         now = time.monotonic()
         self.stats.processed += 1

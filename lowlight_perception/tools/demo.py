@@ -21,6 +21,7 @@ from tqdm import tqdm
 from ..camera import Intrinsics
 from ..config import share_dir
 from ..errors import LowlightError
+from ..evaluation.report import pct
 
 DEMO_MODEL = "lisu_small_procedural.onnx"
 
@@ -57,6 +58,7 @@ def run_demo(
     from ..data.synthetic import sequence
     from ..evaluation.bags import iter_frames, write_bag
     from ..evaluation.evaluate import EvalFrame, evaluate
+    from ..evaluation.metrics import majority_class_miou
     from ..imagemsg import image_to_numpy
     from ..inference.segmenter import Result
     from ..metadata import ModelMetadata
@@ -138,9 +140,10 @@ def run_demo(
         progress=False,
     )
     _gif([f for f in scored if f.prediction is not None], out / "demo.gif", classes)
-    hist = np.bincount(np.concatenate([v.label.ravel() for v in views]), minlength=14)
-    hist[0] = 0
-    majority = hist.max() / hist.sum() / max(int((hist > 0).sum()), 1)  # IoU of it / classes
+    hist = np.sum(
+        [np.bincount(v.label.ravel(), minlength=classes.num_classes) for v in views], axis=0
+    )
+    majority = majority_class_miou(hist, classes.void_index)
     summary = {
         "frames": frames,
         "size": f"{size[0]}x{size[1]}",
@@ -175,8 +178,8 @@ was written to a rosbag2 and replayed at its recorded 30 Hz into `perception_nod
 | frames answered | {r["answered"]} / {r["sent"]} (dropped {r["dropped"]}) |
 | input / output rate | {r["input_fps"]} / {r["output_fps"]} FPS |
 | latency colour -> labels | p50 {r["latency_ms_p50"]} ms, p99 {r["latency_ms_p99"]} ms |
-| mIoU / OA / mAcc | {_pct(s["mIoU"])} / {_pct(s["OA"])} / {_pct(s["mAcc"])} |
-| majority-class mIoU | {_pct(s["majority_class_mIoU"])} |
+| mIoU / OA / mAcc | {pct(s["mIoU"])} / {pct(s["OA"])} / {pct(s["mAcc"])} |
+| majority-class mIoU | {pct(s["majority_class_mIoU"])} |
 
 ![sequence](demo.gif)
 
@@ -184,10 +187,6 @@ Full report: [report/report.md](report/report.md) (per-class IoU, confusion matr
 mIoU, side-by-side samples). The model was trained on procedural scenes, not real rooms
 (`models/README.md`).
 """
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f} %"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -212,8 +211,8 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"\ndemo: {r['answered']}/{r['sent']} frames answered at {r['output_fps']} FPS "
         f"(latency p50 {r['latency_ms_p50']} ms, dropped {r['dropped']}); mIoU "
-        f"{_pct(s['mIoU'])}, OA {_pct(s['OA'])} (majority class: "
-        f"{_pct(s['majority_class_mIoU'])}); {s['seconds']} s"
+        f"{pct(s['mIoU'])}, OA {pct(s['OA'])} (majority class: "
+        f"{pct(s['majority_class_mIoU'])}); {s['seconds']} s"
     )
     print(f"report: {args.out / 'demo.md'}")
     return 0

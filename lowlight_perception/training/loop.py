@@ -29,7 +29,7 @@ from tqdm import tqdm
 from ..classes import load_classes
 from ..data.datasets import collate, open_dataset
 from ..errors import ConfigError
-from ..evaluation.metrics import ConfusionMatrix
+from ..evaluation.metrics import ConfusionMatrix, majority_class_miou
 from ..models import build_model, summary
 from ..models.checkpoint import read_checkpoint, save_checkpoint
 from ..models.losses import decomposition_loss, joint_loss
@@ -257,16 +257,9 @@ def majority_baseline(loader: DataLoader) -> float:
     """mIoU of predicting the most frequent ground-truth class everywhere (a floor for mIoU)."""
     n = load_classes().num_classes
     hist = np.zeros(n, np.int64)
-    labels = []
     for raw in loader:
         hist += np.bincount(raw["label"].ravel(), minlength=n)[:n]
-        labels.append(raw["label"])
-    hist[0] = 0
-    majority = int(hist.argmax())
-    matrix = ConfusionMatrix(n, ignore_index=0)
-    for label in labels:
-        matrix.update(np.full_like(label, majority), label)
-    return matrix.compute().mIoU
+    return majority_class_miou(hist)
 
 
 class RunLog:
