@@ -1,14 +1,20 @@
 # Two entry points for a fresh machine with nothing but Python 3.10+:
 #   make demo     create .venv if missing, install the runtime (no torch), run the whole system:
 #                 procedural low-light sequence -> rosbag2 -> perception_node over ROS 2 -> report
-#   make test     create .venv if missing, install everything, run ruff and pytest
+#   make test     create .venv if missing, install everything, run ruff and pytest; then the
+#                 second leg (test-floors): Python 3.10, NumPy 1 and every dependency floor
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.installed-demo
 
-.PHONY: demo test lint dataset bench demo-model clean-venv
+# python3.10 on PATH, else a pyenv-installed 3.10 (pyenv's shim refuses a non-global version)
+FLOORS_PY ?= $(firstword $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python3.10; \
+    do "$$p" -c 'import sys; print(sys.executable)' 2>/dev/null; done))
+FLOORS_VENV ?= .venv-floors
+
+.PHONY: demo test test-floors lint dataset bench demo-model clean-venv
 
 demo: $(DEMO_STAMP)
 	$(BIN)/lowlight demo --out out/demo
@@ -16,6 +22,22 @@ demo: $(DEMO_STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+	$(MAKE) --no-print-directory test-floors
+
+# The second leg: what Humble's and Jazzy's users run. Python 3.10, every runtime requirement
+# pinned to its setup.py floor (NumPy 1.26: value-based casting), no torch; the tests that need
+# torch or onnx are not collected there (test/conftest.py). Skipped, saying so, without 3.10.
+test-floors:
+ifeq ($(FLOORS_PY),)
+	@echo "test-floors: SKIPPED: no python3.10 on this machine; the NumPy 1 / dependency-floor leg needs it"
+else
+	test -x $(FLOORS_VENV)/bin/python || $(FLOORS_PY) -m venv $(FLOORS_VENV)
+	$(BIN)/python test/dependency_floors.py > $(FLOORS_VENV)/floors.txt
+	$(FLOORS_VENV)/bin/python -m pip install --progress-bar off -q -c $(FLOORS_VENV)/floors.txt \
+	    -e '.[ros]' pytest
+	$(FLOORS_VENV)/bin/python -c "import numpy, sys; print('test-floors: Python', sys.version.split()[0], 'numpy', numpy.__version__)"
+	$(FLOORS_VENV)/bin/python -m pytest -p no:cacheprovider
+endif
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -51,4 +73,4 @@ $(STAMP): setup.py
 	touch $@ $(DEMO_STAMP)
 
 clean-venv:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(FLOORS_VENV)

@@ -26,7 +26,7 @@ def share(subdir: str, pattern: str = "*") -> tuple[str, list[str]]:
 
 setup(
     name=PACKAGE,
-    version="0.1.0",
+    version="0.2.0",
     description="Low-light indoor semantic segmentation (LISU) for ROS 2 robots",
     license="Apache-2.0",
     python_requires=">=3.10",
@@ -39,13 +39,16 @@ setup(
         share("launch"),
         share("models"),  # README.md and any exported .onnx placed there
     ],
+    # The floors are what `make test` installs in its second leg (test/dependency_floors.py):
+    # NumPy 1.26 is Jazzy's apt numpy and the Docker images' (NumPy 1 promotes differently);
+    # rosbags 0.11.6 has Writer.abort and Stores.ROS2_KILTED.
     install_requires=[
-        "numpy>=1.24",
-        "pyyaml>=6",
-        "pillow>=10",
+        "numpy>=1.26",
+        "pyyaml>=6.0",
+        "pillow>=10.0",
         "tqdm>=4.60",
         "onnxruntime>=1.17",
-        "rosbags>=0.10",
+        "rosbags>=0.11.6",
         "matplotlib>=3.7",  # evaluation plots
     ],
     extras_require={

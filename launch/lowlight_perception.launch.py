@@ -3,9 +3,12 @@
     ros2 launch lowlight_perception lowlight_perception.launch.py model:=lisu_small.onnx
     ros2 launch lowlight_perception lowlight_perception.launch.py camera:=true rviz:=true
 
-Parameters come from ``params_file`` (default: the installed config/params.yaml). ``model`` and
-``backend`` override ``model_path`` and ``backend`` only when given, so a custom params file
-keeps its own values otherwise. The node's parameter and topic names are defined in
+Parameters come from ``params_file`` (default: the installed config/params.yaml, whose root key
+``/**/lowlight_perception`` matches the node under any ``namespace``). ``model`` and ``backend``
+override ``model_path`` and ``backend`` only when given, so a custom params file keeps its own
+values otherwise. The node is a launch_ros ``LifecycleNode`` (its state transitions are launch
+events: replay.launch.py starts the bag player on "active"); ``autostart:=false`` leaves the
+transitions to launch or ``ros2 lifecycle``. The node's parameter and topic names are defined in
 lowlight_perception/ros/interface.py; test/test_launch_config.py checks this file against it
 (``launch`` is not importable there, so the test reads this file with ``ast``).
 """
@@ -22,10 +25,12 @@ from launch.actions import (
 )
 from launch.conditions import IfCondition
 from launch.launch_description_sources import PythonLaunchDescriptionSource
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, PythonExpression
-from launch_ros.actions import Node
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import LifecycleNode, Node
 from launch_ros.descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
+
+from lowlight_perception.fastdds import OPT_OUT, profile_variable
 
 PACKAGE = "lowlight_perception"
 NODE_NAME = "lowlight_perception"  # lowlight_perception.ros.interface.NODE_NAME
@@ -42,19 +47,33 @@ def _perception_node(context):
         name: ParameterValue(value, value_type=str) for name, value in overrides.items() if value
     }
     return [
-        Node(
+        LifecycleNode(  # name and namespace are required arguments on Humble and Jazzy
             package=PACKAGE,
             executable="perception_node",
             name=NODE_NAME,
             namespace=LaunchConfiguration("namespace"),
             parameters=[
                 LaunchConfiguration("params_file"),
-                {**given, "use_sim_time": LaunchConfiguration("use_sim_time")},
+                {
+                    **given,
+                    "use_sim_time": LaunchConfiguration("use_sim_time"),
+                    "autostart": LaunchConfiguration("autostart"),
+                },
             ],
             output="screen",
             emulate_tty=True,
         )
     ]
+
+
+def _fastdds_profile(context):
+    """The one variable this machine's Fast DDS reads (3: FASTDDS_..., 2 on Humble and Jazzy:
+    FASTRTPS_...), or, for ``none``, the node's opt-out so it keeps Fast DDS defaults too
+    (``ros2 launch`` refuses an empty ``name:=``)."""
+    value = LaunchConfiguration("fastdds_profile").perform(context).strip()
+    if value.lower() in ("", "none"):
+        return [SetEnvironmentVariable(OPT_OUT, "none")]
+    return [SetEnvironmentVariable(profile_variable(), value)]
 
 
 def generate_launch_description():
@@ -64,8 +83,12 @@ def generate_launch_description():
             PathJoinSubstitution([FindPackageShare("realsense2_camera"), "launch", "rs_launch.py"])
         ),
         launch_arguments={
-            # argument names as declared by realsense-ros 4.5x rs_launch.py; its default
-            # camera_namespace/camera_name (camera/camera) give the topics the node subscribes to
+            # names as declared by realsense2_camera/launch/rs_launch.py of realsense-ros 4.58.3
+            # (what rosdistro releases for Humble and Jazzy; 4.54 and older called the profiles
+            # rgb_camera.profile / depth_module.profile, and rs_launch.py ignores unknown names);
+            # camera/camera gives the topics the node subscribes to
+            "camera_namespace": "camera",
+            "camera_name": "camera",
             "align_depth.enable": "true",
             "rgb_camera.color_profile": "640x480x30",
             "depth_module.depth_profile": "640x480x30",
@@ -110,6 +133,12 @@ def generate_launch_description():
                 "rviz", default_value="false", description="also start RViz2 (lowlight.rviz)"
             ),
             DeclareLaunchArgument(
+                "autostart",
+                default_value="true",
+                description="the node configures and activates itself (false: launch or "
+                "ros2 lifecycle drives it)",
+            ),
+            DeclareLaunchArgument(
                 "use_sim_time",
                 default_value="false",
                 description="use /clock (true when replaying a bag)",
@@ -118,19 +147,10 @@ def generate_launch_description():
                 "fastdds_profile",
                 default_value=os.path.join(SHARE, "config", "fastdds_large_images.xml"),
                 description="Fast DDS profile for camera-size images, set for every process "
-                "started here (empty: Fast DDS defaults, which lose most best-effort 640x480 "
+                "started here (none: Fast DDS defaults, which lose most best-effort 640x480 "
                 "frames between processes)",
             ),
-            *(  # Fast DDS 3 (Kilted) reads the first name, Fast DDS 2 (Humble, Jazzy) the second
-                SetEnvironmentVariable(
-                    name,
-                    LaunchConfiguration("fastdds_profile"),
-                    condition=IfCondition(
-                        PythonExpression(["'", LaunchConfiguration("fastdds_profile"), "' != ''"])
-                    ),
-                )
-                for name in ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
-            ),
+            OpaqueFunction(function=_fastdds_profile),  # before any process below starts
             realsense,
             OpaqueFunction(function=_perception_node),
             rviz,

@@ -1,3 +1,3 @@
 """lowlight_perception: semantic understanding of dark indoor scenes for ROS 2 robots."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

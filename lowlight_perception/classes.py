@@ -40,6 +40,20 @@ class ClassSet:
         return self.palette[ids]
 
 
+def blend(rgb: np.ndarray, colours: np.ndarray, alpha: float) -> np.ndarray:
+    """``~/overlay``: class colours over the input, ((256 - a) * rgb + a * colours) >> 8 with
+    a = round(256 * alpha), in exact integers.
+
+    The products are made in uint16 explicitly: under NumPy 1 (Humble's and Jazzy's apt numpy
+    1.26) value-based casting kept ``np.uint16(a) * uint8_array`` in uint8, which wrapped.
+    """
+    a = round(256 * float(alpha))
+    out = np.multiply(rgb, 256 - a, dtype=np.uint16)
+    out += np.multiply(colours, a, dtype=np.uint16)
+    out >>= 8
+    return out.astype(np.uint8)
+
+
 def parse_classes(doc: dict) -> ClassSet:
     """Validate a ``classes.yaml`` document: ids 0..N-1 in order, unique names, RGB colours.
 

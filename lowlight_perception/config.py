@@ -14,6 +14,8 @@ import yaml
 from .errors import ConfigError
 
 PACKAGE = "lowlight_perception"
+DEMO_MODEL = "lisu_small_procedural.onnx"
+"""The model shipped in models/ (trained on procedural scenes): the node's default."""
 
 
 @lru_cache(maxsize=1)
@@ -41,6 +43,11 @@ def share_dir() -> Path:
         f"cannot find {PACKAGE}'s config/ directory (looked in {', '.join(map(str, candidates))}); "
         "set LOWLIGHT_SHARE_DIR"
     )
+
+
+def demo_model() -> Path:
+    """The shipped demo model's path in this installation."""
+    return share_dir() / "models" / DEMO_MODEL
 
 
 def load_yaml(path: str | Path) -> Any:

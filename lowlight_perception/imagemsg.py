@@ -165,17 +165,28 @@ def depth_to_metres(msg: Any) -> np.ndarray:
     return metres
 
 
+MIN_FOCAL_PX = 1.0
+"""Smallest focal length (pixels) taken as a calibration: below it rays overflow float32 (a
+camera_info with fx = 1e-40 gave infinite coordinates)."""
+PINHOLE_MODELS = ("plumb_bob", "rational_polynomial", "")
+"""Distortion models back-projected as a pinhole without a word: realsense-ros 4.58.3
+publishes "plumb_bob" for the colour stream depth is aligned to
+(realsense2_camera/src/base_realsense_node.cpp, branch r/4.58.3), "equidistant" for fisheye
+(Kannala-Brandt) lenses."""
+
+
 def camera_info_to_intrinsics(msg: Any) -> Intrinsics:
     """Pinhole intrinsics from a sensor_msgs/CameraInfo.
 
     Uses ``k`` (row-major 3x3: fx = k[0], cx = k[2], fy = k[4], cy = k[5]), ``width`` and
     ``height``. Distortion (``d``), skew (k[1]), ``binning`` and ``roi`` are ignored: the D435i
-    publishes "plumb_bob" with all-zero coefficients for the colour stream that depth is aligned
-    to, which is a pure pinhole.
+    publishes "plumb_bob" for the colour stream that depth is aligned to, whose small
+    distortion the pinhole back-projection neglects (:func:`distortion_warning` says when a
+    model is not one of those).
 
     Raises:
         CameraInfoError: zero width or height, or a K that is all zeros (an uncalibrated
-            camera), non-finite, or has fx/fy <= 0.
+            camera), non-finite, or has fx/fy below :data:`MIN_FOCAL_PX`.
     """
     width, height = int(msg.width), int(msg.height)
     if width == 0 or height == 0:
@@ -186,6 +197,21 @@ def camera_info_to_intrinsics(msg: Any) -> Intrinsics:
     if not any(k):
         raise CameraInfoError("camera_info K is all zeros (camera not calibrated)")
     fx, cx, fy, cy = k[0], k[2], k[4], k[5]
-    if fx <= 0 or fy <= 0:
-        raise CameraInfoError(f"camera_info K has non-positive focal length fx={fx}, fy={fy}")
+    if not (fx >= MIN_FOCAL_PX and fy >= MIN_FOCAL_PX):
+        raise CameraInfoError(
+            f"camera_info K has focal length fx={fx}, fy={fy}: not a calibration (needs "
+            f">= {MIN_FOCAL_PX:g} pixel)"
+        )
     return Intrinsics(width, height, fx, fy, cx, cy)
+
+
+def distortion_warning(msg: Any) -> str | None:
+    """Why the pinhole back-projection misplaces points for this CameraInfo, or None: a
+    distortion model outside :data:`PINHOLE_MODELS` with non-zero coefficients."""
+    model = str(msg.distortion_model)
+    if model in PINHOLE_MODELS or not any(float(c) for c in msg.d):
+        return None
+    return (
+        f"camera_info distortion model {model!r} is not supported: semantic_points are "
+        "back-projected as a pinhole (publish rectified images with their camera_info)"
+    )

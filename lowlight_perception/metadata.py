@@ -10,7 +10,11 @@ from dataclasses import asdict, dataclass, field
 from .errors import LowlightError
 
 PREFIX = "lowlight."
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: graphs take frames of any size (``camera_size`` is the size they are made for); 1: graphs
+fixed at ``camera_size`` (lowlight_perception 0.1), still read."""
+MAX_CLASSES = 256  # labels are uint8 (mono8 on ROS)
+UPSAMPLE_MODES = ("labels", "logits")
 
 
 class MetadataError(LowlightError):
@@ -21,9 +25,11 @@ class MetadataError(LowlightError):
 class ModelMetadata:
     """What a consumer must know about an exported graph.
 
-    ``camera_size`` is the (W, H) of the uint8 frame the graph takes and of its outputs;
-    ``net_size`` the (W, H) the network runs at inside the graph; ``upsample`` how labels reach
-    camera size ("labels": argmax at net size then nearest; "logits": bilinear logits first).
+    ``camera_size`` is the (W, H) of the camera the model is made for: the frame size the
+    export was verified at and a TensorRT shape profile's optimum (format 2 graphs take any
+    size; format 1 graphs only this one); ``net_size`` the (W, H) the network runs at inside
+    the graph; ``upsample`` how labels reach the frame's size ("labels": argmax at net size
+    then nearest; "logits": bilinear logits first).
     """
 
     model: str
@@ -59,17 +65,39 @@ class ModelMetadata:
                     f"model metadata format {version} is newer than this package's "
                     f"({FORMAT_VERSION}); upgrade lowlight_perception"
                 )
-            return cls(
-                model=doc["model"],
+            meta = cls(
+                model=str(doc["model"]),
                 class_names=tuple(doc["class_names"]),
                 palette=tuple(tuple(int(c) for c in rgb) for rgb in doc["palette"]),
-                camera_size=tuple(doc["camera_size"]),
-                net_size=tuple(doc["net_size"]),
+                camera_size=tuple(int(v) for v in doc["camera_size"]),
+                net_size=tuple(int(v) for v in doc["net_size"]),
                 upsample=doc.get("upsample", "labels"),
-                package_version=doc.get("package_version", ""),
-                training=doc.get("training", ""),
+                package_version=str(doc.get("package_version", "")),
+                training=str(doc.get("training", "")),
                 model_config=doc.get("model_config", {}),
                 format_version=version,
             )
         except (KeyError, TypeError, ValueError) as err:
             raise MetadataError(f"malformed lowlight metadata: {err}") from err
+        problem = meta.problem()
+        if problem:
+            raise MetadataError(f"invalid lowlight metadata: {problem}")
+        return meta
+
+    def problem(self) -> str | None:
+        """What makes this metadata unusable for a consumer (None if nothing): the node
+        would otherwise go active and then drop every frame or output."""
+        names, palette = self.class_names, self.palette
+        if not 1 <= len(names) <= MAX_CLASSES or not all(isinstance(n, str) for n in names):
+            return f"class_names must be 1..{MAX_CLASSES} strings, got {len(names)} entries"
+        if len(palette) != len(names):
+            return f"palette has {len(palette)} colours for {len(names)} classes"
+        if any(len(rgb) != 3 or not all(0 <= c <= 255 for c in rgb) for rgb in palette):
+            return "every palette colour must be three integers in 0..255"
+        for key in ("camera_size", "net_size"):
+            size = getattr(self, key)
+            if len(size) != 2 or min(size) < 1:
+                return f"{key} must be two positive integers (W, H), got {list(size)}"
+        if self.upsample not in UPSAMPLE_MODES:
+            return f"upsample must be one of {', '.join(UPSAMPLE_MODES)}, got {self.upsample!r}"
+        return None

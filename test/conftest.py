@@ -1,7 +1,10 @@
-"""Shared test helpers: small intrinsics and the repository root."""
+"""Shared test helpers: small intrinsics and the repository root; without torch (the NumPy 1
+leg of ``make test``), the modules that need torch or onnx are not collected."""
 
 from __future__ import annotations
 
+import importlib.util
+import re
 import runpy
 from pathlib import Path
 
@@ -11,6 +14,26 @@ import setuptools
 from lowlight_perception.camera import Intrinsics
 
 REPO = Path(__file__).resolve().parents[1]
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+NEEDS_TORCH = re.compile(
+    r"^(import|from) (torch|onnx|lowlight_perception\.(models|training))\b", re.MULTILINE
+)
+"""A module-level import of the training stack: such test modules need the `train` extra."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if HAS_TORCH:
+        return
+    skip = pytest.mark.skip(reason="needs torch (the `train` extra); this leg runs without it")
+    for item in items:
+        if "torch" in item.keywords:
+            item.add_marker(skip)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    if HAS_TORCH or collection_path.suffix != ".py" or not collection_path.name.startswith("test_"):
+        return None
+    return bool(NEEDS_TORCH.search(collection_path.read_text(encoding="utf-8"))) or None
 
 
 @pytest.fixture

@@ -13,8 +13,11 @@ from sensor_msgs.msg import CameraInfo, Image
 from lowlight_perception.camera import Intrinsics
 from lowlight_perception.data.synthetic import random_view
 from lowlight_perception.ros.codecs import numpy_to_image
-from lowlight_perception.ros.loopback import LoopbackClient as Probe  # noqa: F401
-from lowlight_perception.ros.loopback import Spinner, header, new_context  # noqa: F401
+from lowlight_perception.ros.loopback import LoopbackClient as Probe
+from lowlight_perception.ros.loopback import Spinner, header, new_context
+
+__all__ = ["CAMERA", "FRAME_ID", "Frames", "NodeRig", "Probe", "Spinner", "domain_id", "header",
+           "new_context", "node_params"]
 
 FRAME_ID = "camera_color_optical_frame"
 CAMERA = (640, 480)
@@ -22,13 +25,11 @@ CAMERA = (640, 480)
 
 def domain_id() -> int:
     """A DDS domain of this test process, so parallel runs on one machine never hear each
-    other (ROS_DOMAIN_ID is exported for subprocesses too). Also selects the shipped Fast DDS
-    profile for camera-size images, as the README tells users to."""
+    other (ROS_DOMAIN_ID is exported for subprocesses too). The shipped Fast DDS profile for
+    camera-size images is selected by ``new_context`` for this process, as the node does for
+    itself."""
     domain = 1 + os.getpid() % 100
     os.environ["ROS_DOMAIN_ID"] = str(domain)
-    os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(
-        Path(__file__).resolve().parents[1] / "config" / "fastdds_large_images.xml"
-    )
     return domain
 
 
@@ -55,6 +56,36 @@ class Frames:
         msg.k = [K.fx, 0.0, K.cx, 0.0, K.fy, K.cy, 0.0, 0.0, 1.0]
         msg.d = [0.0] * 5
         return msg
+
+
+class NodeRig:
+    """Configured + active perception nodes, each with a probe and a background executor;
+    ``close`` releases them all (a fixture yields ``start`` and closes after the test)."""
+
+    def __init__(self, context):
+        self.context = context
+        self.made: list = []
+
+    def start(self, overrides: list[Parameter], *, reliable: bool = True, inputs: bool = True,
+              outputs: tuple[str, ...] | None = None):
+        from rclpy.lifecycle import TransitionCallbackReturn
+
+        from lowlight_perception.ros.node import PerceptionNode
+
+        node = PerceptionNode(context=self.context, parameter_overrides=overrides)
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        probe = Probe(self.context, reliable=reliable, inputs=inputs, outputs=outputs)
+        self.made.append((node, probe, Spinner(self.context, node, probe)))
+        probe.wait_connected()
+        return node, probe
+
+    def close(self) -> None:
+        for node, probe, spinner in self.made:
+            spinner.stop()
+            node._release()
+            node.destroy_node()
+            probe.destroy_node()
 
 
 def node_params(model: Path, **extra) -> list[Parameter]:

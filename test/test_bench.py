@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from lowlight_perception.tools.cli import main
 
 
+@pytest.mark.torch
 def test_bench_models_and_synth_write_results(tmp_path, capsys):
     out = tmp_path / "results"
     assert (
@@ -55,6 +58,7 @@ def test_bench_models_and_synth_write_results(tmp_path, capsys):
     assert "views/s" in capsys.readouterr().out
 
 
+@pytest.mark.torch
 def test_bench_segment_reports_host_overhead_ratio(tmp_path):
     out = tmp_path / "results"
     assert (

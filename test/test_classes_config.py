@@ -97,3 +97,21 @@ def test_d435i_intrinsics_have_square_pixels_and_42_degree_vertical_fov():
     pts = K.backproject(np.full((480, 640), 2.0, np.float32))
     assert pts[240, 320, 2] == pytest.approx(2.0)
     assert abs(pts[0, 0, 0] + 2.0 * K.cx / K.fx) < 1e-4
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.25, 0.5, 0.8, 1.0])
+def test_overlay_blend_is_exact_in_any_numpy(alpha):
+    """((256 - a) * rgb + a * colours) >> 8, a = round(256 * alpha): NumPy 1 (Humble's and
+    Jazzy's apt numpy) kept uint16-scalar * uint8-array products in uint8 and wrapped."""
+    from lowlight_perception.classes import blend
+
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (48, 64, 3), np.uint8)
+    colours = rng.integers(0, 256, (48, 64, 3), np.uint8)
+    a = round(256 * alpha)
+    expected = ((256 - a) * rgb.astype(np.int64) + a * colours.astype(np.int64)) >> 8
+    out = blend(rgb, colours, alpha)
+    assert out.dtype == np.uint8
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(blend(rgb[:, ::-1], colours, alpha)[:, ::-1],
+                                  blend(rgb, colours[:, ::-1], alpha))  # views are fine

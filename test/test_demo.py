@@ -8,9 +8,9 @@ import json
 import pytest
 from ros_harness import domain_id
 
+from lowlight_perception.config import demo_model
 from lowlight_perception.evaluation.evaluate import evaluate_bag
 from lowlight_perception.tools.cli import main
-from lowlight_perception.tools.demo import shipped_model
 
 
 def test_the_demo_model_is_shipped_small_and_describes_itself():
@@ -18,7 +18,7 @@ def test_the_demo_model_is_shipped_small_and_describes_itself():
 
     from lowlight_perception.metadata import ModelMetadata
 
-    path = shipped_model()
+    path = demo_model()
     assert path.is_file() and path.stat().st_size < 5_000_000
     meta = ModelMetadata.from_props(
         ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -26,7 +26,9 @@ def test_the_demo_model_is_shipped_small_and_describes_itself():
         .custom_metadata_map
     )
     assert meta.model == "lisu-small" and meta.camera_size == (320, 240)
-    assert "procedural" in meta.training
+    assert "procedural" in meta.training and meta.format_version == 2
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].shape == ["height", "width", 3]  # any camera size
 
 
 @pytest.mark.slow
@@ -51,7 +53,7 @@ def test_demo_runs_end_to_end_and_matches_lowlight_eval(tmp_path, capsys):
     assert replay["answered"] == replay["sent"] == 16  # the shipped model keeps up at 30 Hz
     assert summary["mIoU"] > 2 * summary["majority_class_mIoU"]  # non-trivial segmentation
     direct = evaluate_bag(
-        out / "bag", shipped_model(), tmp_path / "eval", device="cpu", progress=False
+        out / "bag", demo_model(), tmp_path / "eval", device="cpu", progress=False
     )
     for key in ("mIoU", "OA", "mAcc", "FWIoU", "frames"):
         assert direct[key] == pytest.approx(
@@ -59,11 +61,17 @@ def test_demo_runs_end_to_end_and_matches_lowlight_eval(tmp_path, capsys):
         ), key
 
 
-def test_demo_refuses_a_model_of_another_size(tmp_path):
-    from lowlight_perception.models.export import export_onnx, random_init_model
+def test_the_shipped_model_is_scored_on_bags_of_every_d435i_colour_size(tmp_path):
+    """lowlight eval of 320x240, 640x480, 848x480 and 1280x720 frames in one bag with the
+    shipped model: every frame is scored (a 640x480 bag used to score none)."""
+    from lowlight_perception.camera import Intrinsics
+    from lowlight_perception.data.synthetic import random_view
+    from lowlight_perception.evaluation.bags import write_bag
 
-    model = tmp_path / "m.onnx"
-    export_onnx(
-        random_init_model("lisu-tiny"), model, camera_size=(160, 120), net_size=(96, 64), frames=1
-    )
-    assert main(["demo", "--out", str(tmp_path / "d"), "--model", str(model)]) == 2
+    sizes = [(320, 240), (640, 480), (848, 480), (1280, 720)]
+    samples = [random_view(8, i, Intrinsics.d435i(*size)) for i, size in enumerate(sizes)]
+    write_bag(samples, tmp_path / "bag", progress=False)
+    metrics = evaluate_bag(tmp_path / "bag", demo_model(), tmp_path / "eval", device="cpu",
+                           progress=False)
+    assert metrics["frames"] == len(sizes) and metrics["skipped"] == {}
+    assert metrics["mIoU"] > 0

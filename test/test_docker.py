@@ -139,7 +139,9 @@ def test_dockerfile_builds_the_package_with_colcon_on_its_ros_distro(name, setup
         'source "/opt/ros/${ROS_DISTRO}/setup.bash" && colcon build',
     ):
         assert needed in run, f"{name} lacks {needed!r}"
-    # what package.xml leaves to pip (no rosdep keys), and CUDA 12 bindings like the base
+    # what pip installs before rosdep (its -pip keys are skipped: rosdep would put the CPU
+    # onnxruntime over onnxruntime-gpu), and CUDA 12 bindings like the base
+    assert '--skip-keys "python3-onnxruntime-pip python3-rosbags-pip"' in run
     (pip,) = [r for r in args_of(instrs, "RUN") if "pip install" in r]
     assert re.search(r"\bonnxruntime(-gpu)?\b", pip) and "rosbags" in pip
     assert '"cuda-python>=12.6,<13"' in pip

@@ -268,7 +268,7 @@ def test_truncated_bag_gives_partial_metrics_marked_incomplete(data, model, tmp_
     write_bag(open_dataset("llrgbd-real", data, "val", size=(192, 144)), bag, progress=False)
     _break_last_chunk(bag)
     out = tmp_path / "out"
-    metrics = evaluate_bag(bag, model, out, device="cpu", host_resize=True, progress=False)
+    metrics = evaluate_bag(bag, model, out, device="cpu", progress=False)  # 192x144: any size
     assert metrics["complete"] is False and 0 < metrics["frames"] < FRAMES
     assert "broke off" in metrics["incomplete_reason"]
     assert json.loads((out / "metrics.json").read_text())["complete"] is False
@@ -278,7 +278,7 @@ def test_truncated_bag_gives_partial_metrics_marked_incomplete(data, model, tmp_
         assert len(list(csv.DictReader(handle))) == metrics["frames"]
     # the command says so too, and exits with 1 (report written, results partial)
     argv = ["eval", "--bag", str(bag), "--model", str(model), "--out", str(tmp_path / "cli"),
-            "--device", "cpu", "--host-resize"]
+            "--device", "cpu"]
     assert main(argv) == 1
     assert "INCOMPLETE: the bag broke off" in capsys.readouterr().out
 

@@ -1,5 +1,6 @@
-"""``lowlight export``: the fused ONNX graph's I/O contract, metadata, parity with PyTorch, and
-loud failure (the file is removed) when ONNX Runtime disagrees. Small sizes keep it fast."""
+"""``lowlight export``: the fused ONNX graph's I/O contract (frames of any size), TensorRT's
+ONNX rules, metadata, parity with PyTorch, and loud failure (the file is removed) when ONNX
+Runtime disagrees. Small sizes keep it fast."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def exported(request, tiny, tmp_path_factory) -> tuple[ex.ExportReport, ex.Fused
     report = ex.export_onnx(
         tiny, out, camera_size=CAMERA, net_size=NET, upsample=request.param, frames=2
     )
-    return report, ex.FusedGraph(tiny, CAMERA, NET, request.param).eval()
+    return report, ex.FusedGraph(tiny, NET, request.param).eval()
 
 
 def _frames(count: int = 3) -> list[np.ndarray]:
@@ -50,9 +51,9 @@ def test_graph_io_is_uint8_frame_in_uint8_images_out(exported):
     onnx.checker.check_model(proto)
     assert max(op.version for op in proto.opset_import if op.domain in ("", "ai.onnx")) >= 17
     assert proto.producer_name == "lowlight_perception" and "lisu-tiny" in proto.doc_string
-    w, h = CAMERA
     session = ex.ort_session(report.path)
     (inp,) = session.get_inputs()
+    h, w = "height", "width"  # dynamic axes: any frame size
     assert (inp.name, inp.type, inp.shape) == ("frame", "tensor(uint8)", [h, w, 3])
     outputs = {o.name: (o.type, o.shape) for o in session.get_outputs()}
     assert outputs == {
@@ -62,6 +63,57 @@ def test_graph_io_is_uint8_frame_in_uint8_images_out(exported):
         "illumination": ("tensor(uint8)", [h, w]),
     }
     assert [s.name for s in report.outputs] == list(outputs)
+    assert report.parity.sizes[0] == CAMERA and set(ex.CHECK_SIZES) <= set(report.parity.sizes)
+
+
+@pytest.mark.parametrize("size", [(320, 240), (640, 480), (848, 480), (1280, 720), (333, 187)])
+def test_one_graph_answers_every_frame_size_like_pytorch(exported, size):
+    """The D435i's colour profiles and an odd size: outputs at the frame's size, ONNX Runtime
+    equal to the PyTorch fused module."""
+    report, fused = exported
+    w, h = size
+    frame = random_view(5, 0, Intrinsics.d435i(w, h)).low
+    outputs = ex.ort_session(report.path).run(None, {"frame": frame})
+    with torch.no_grad():
+        ref = [t.numpy() for t in fused(torch.from_numpy(frame))]
+    for name, a, b in zip(fused.output_names, outputs, ref, strict=True):
+        assert a.shape == b.shape == ((h, w, 3) if name == "reflectance" else (h, w)), name
+        if name == "labels":
+            assert np.mean(a == b) >= 0.999
+        else:
+            assert np.abs(a.astype(int) - b.astype(int)).max() <= 1, name
+
+
+def test_exported_graphs_keep_tensorrt_onnx_rules(exported):
+    """onnx-tensorrt (release/10.x) docs/operators.md: "UINT8 is only supported as network input
+    or output"; ModelImporter.cpp refuses UINT8 intermediate tensors; NVIDIA/TensorRT#3985: a
+    UINT8 input must feed a Cast directly. No If / Loop either."""
+    report, _ = exported
+    proto = onnx.load(str(report.path))
+    assert ex.tensorrt_rule_problems(proto) == []
+    (frame,) = proto.graph.input
+    assert [n.op_type for n in proto.graph.node if frame.name in n.input] == ["Cast"]
+    makers = {o: n.op_type for n in proto.graph.node for o in n.output}
+    assert all(makers[o.name] == "Cast" for o in proto.graph.output)
+
+
+def test_the_rule_check_names_a_uint8_transpose_and_an_if():
+    """The shape of the graphs before this rule existed: uint8 frame -> Transpose -> Cast."""
+    from onnx import TensorProto, helper
+
+    nodes = [
+        helper.make_node("Transpose", ["frame"], ["hwc"], perm=[2, 0, 1], name="t"),
+        helper.make_node("Cast", ["hwc"], ["labels"], to=TensorProto.FLOAT, name="c"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("frame", TensorProto.UINT8, [4, 4, 3])],
+        [helper.make_tensor_value_info("labels", TensorProto.FLOAT, [3, 4, 4])],
+    )
+    problems = ex.tensorrt_rule_problems(helper.make_model(graph))
+    assert problems == ["uint8 tensor 'frame' feeds Transpose 't'", "uint8 tensor 'hwc' made by "
+                        "Transpose 't'", "uint8 tensor 'hwc' feeds Cast 'c'"]
 
 
 def test_metadata_round_trips_through_onnxruntime(exported):
@@ -76,7 +128,7 @@ def test_metadata_round_trips_through_onnxruntime(exported):
 
 def test_onnxruntime_matches_the_torch_fused_module(exported):
     report, fused = exported
-    assert report.parity.passed and report.parity.frames == 2
+    assert report.parity.passed and report.parity.frames == 2 + len(ex.CHECK_SIZES)
     session = ex.ort_session(report.path)
     for frame in _frames():
         onnx_out = dict(zip(fused.output_names, session.run(None, {"frame": frame}), strict=True))
@@ -93,7 +145,7 @@ def test_onnxruntime_matches_the_torch_fused_module(exported):
 
 
 def test_labels_mode_is_nearest_upsampled_net_size_argmax(tiny):
-    fused = ex.FusedGraph(tiny, CAMERA, NET, "labels").eval()
+    fused = ex.FusedGraph(tiny, NET, "labels").eval()
     frame = _frames(1)[0]
     with torch.no_grad():
         labels = fused(torch.from_numpy(frame))[0].numpy()
@@ -118,6 +170,7 @@ def test_seg_only_model_exports_without_decomposition_outputs(tmp_path):
     names = [o.name for o in ex.ort_session(report.path).get_outputs()]
     assert names == expected == [s.name for s in report.outputs]
     assert report.parity.passed
+    assert ex.tensorrt_rule_problems(onnx.load(str(report.path))) == []  # no If from squeeze
 
 
 def test_parity_failure_raises_and_removes_the_file(tiny, tmp_path, monkeypatch):
@@ -141,7 +194,7 @@ def test_parity_failure_raises_and_removes_the_file(tiny, tmp_path, monkeypatch)
 
 def test_verify_detects_a_different_model(exported, tmp_path):
     report, fused = exported
-    other = ex.FusedGraph(ex.random_init_model("lisu-tiny", seed=1), CAMERA, NET, fused.upsample)
+    other = ex.FusedGraph(ex.random_init_model("lisu-tiny", seed=1), NET, fused.upsample)
     parity = ex.verify_onnx(report.path, other.eval(), _frames(1))
     assert parity.label_agreement < 0.999 or parity.confidence_max_diff > 1
 
@@ -160,7 +213,7 @@ def test_cli_random_init_export_end_to_end(tmp_path, capsys):
     assert main(argv) == 0
     summary = capsys.readouterr().out
     assert f"wrote {out}" in summary and "labels agree" in summary
-    assert "reflectance uint8[120, 160, 3]" in summary
+    assert "reflectance uint8['H', 'W', 3]" in summary and "frames of any size" in summary
     meta = ModelMetadata.from_props(ex.ort_session(out).get_modelmeta().custom_metadata_map)
     assert meta.upsample == "logits" and meta.training == "random init (seed 0)"
 

@@ -21,6 +21,7 @@ from lowlight_perception.ros.interface import (
     OUTPUTS,
     PARAMS,
     PARAMS_BY_NAME,
+    PARAMS_KEY,
 )
 
 PACKAGE = "lowlight_perception"
@@ -41,8 +42,10 @@ DISPLAY_CLASS = {
 
 def _params_file() -> dict:
     data = yaml.safe_load((REPO / "config" / "params.yaml").read_text())
-    assert list(data) == [NODE_NAME], "params.yaml must hold only the node's section"
-    return data[NODE_NAME]["ros__parameters"]
+    # /**/lowlight_perception: rclpy (humble, jazzy: rclpy/src/rclpy/node.cpp) turns "/**" into
+    # "(/\w+)*" and matches the node's full name, so any namespace; test_node.py checks it live
+    assert list(data) == [PARAMS_KEY], "params.yaml must hold only the node's section"
+    return data[PARAMS_KEY]["ros__parameters"]
 
 
 def test_params_yaml_names_every_param_and_nothing_else():
@@ -168,8 +171,14 @@ def replay() -> LaunchFile:
 
 
 def _perception_node(launch: LaunchFile) -> ast.Call:
-    nodes = [c for c in launch.calls("Node") if launch.value(kwarg(c, "package")) == PACKAGE]
+    """The node, as a launch_ros LifecycleNode: only that action turns the node's
+    transition_event topic into launch StateTransition events (launch_ros humble and jazzy,
+    launch_ros/actions/lifecycle_node.py), which replay.launch.py waits for."""
+    nodes = [
+        c for c in launch.calls("LifecycleNode") if launch.value(kwarg(c, "package")) == PACKAGE
+    ]
     assert len(nodes) == 1
+    assert not [c for c in launch.calls("Node") if launch.value(kwarg(c, "package")) == PACKAGE]
     return nodes[0]
 
 
@@ -186,7 +195,7 @@ def test_main_launch_sets_only_declared_parameters(main):
     parameters = kwarg(_perception_node(main), "parameters")
     names = main.dict_keys(parameters)
     assert names <= set(PARAMS_BY_NAME) | {"use_sim_time"}, names - set(PARAMS_BY_NAME)
-    assert {"model_path", "backend", "use_sim_time"} <= names
+    assert {"model_path", "backend", "use_sim_time", "autostart"} <= names
     # the params file comes first, so the launch arguments override it
     assert isinstance(parameters, ast.List)
     assert "params_file" in main.strings(parameters.elts[0])
@@ -203,17 +212,30 @@ def test_main_launch_declares_its_arguments(main):
         "rviz",
         "use_sim_time",
         "fastdds_profile",
+        "autostart",
     }
     assert set(declared) == expected
     # every process it starts gets the shipped large-image Fast DDS profile by default
     profile = main.strings(kwarg(declared["fastdds_profile"], "default_value"))
     assert {"config", "fastdds_large_images.xml"} <= profile
     assert (REPO / "config" / "fastdds_large_images.xml").is_file()
-    assert (
-        "FASTDDS_DEFAULT_PROFILES_FILE"
-        in (REPO / "launch" / "lowlight_perception.launch.py").read_text()
-    )
+    # one variable, the one this machine's Fast DDS reads (no deprecation warning on Fast DDS 3),
+    # or "none": the node's opt-out (ros2launch refuses an empty "name:=", api.py)
+    assert {ast.unparse(c.args[0]) for c in main.calls("SetEnvironmentVariable")} == {
+        "profile_variable()",
+        "OPT_OUT",
+    }
+    top = next(
+        n for n in ast.walk(main.tree)
+        if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "LaunchDescription"
+    ).args[0].elts
+    order = [ast.unparse(e) for e in top]
+    profile = order.index("OpaqueFunction(function=_fastdds_profile)")
+    assert profile < order.index("realsense") and profile < order.index(
+        "OpaqueFunction(function=_perception_node)"
+    ), "every process must start after the profile variable is set"
     assert main.configurations() <= set(declared), "LaunchConfiguration of an undeclared name"
+    assert default(main, "autostart") == "true"
     for flag in ("camera", "rviz", "use_sim_time"):
         assert default(main, flag) == "false"
     # empty model/backend keep the params file's values: the defaults must be empty
@@ -222,14 +244,44 @@ def test_main_launch_declares_its_arguments(main):
     assert {"config", "params.yaml"} <= params_file
 
 
+# Launch arguments declared by realsense2_camera/launch/rs_launch.py of realsense-ros 4.58.3
+# (realsenseai/realsense-ros, branch r/4.58.3; the same file on ros2-master), the release
+# rosdistro lists for Humble and Jazzy (humble/ and jazzy/distribution.yaml: realsense2_camera
+# 4.58.3-1). rs_launch.py forwards only declared names; since 4.57 an unknown one merely prints
+# "Parameter ... is not supported". 4.54 and older named the profiles rgb_camera.profile and
+# depth_module.profile and had no camera_namespace.
+RS_LAUNCH_4_58_ARGUMENTS = {
+    "camera_name", "camera_namespace", "serial_no", "usb_port_id", "device_type", "config_file",
+    "json_file_path", "initial_reset", "accelerate_gpu_with_glsl", "rosbag_filename",
+    "rosbag_loop", "log_level", "output", "enable_color", "rgb_camera.color_profile",
+    "rgb_camera.color_format", "rgb_camera.enable_auto_exposure", "enable_depth",
+    "enable_infra", "enable_infra1", "enable_infra2", "depth_module.depth_profile",
+    "depth_module.depth_format", "depth_module.infra_profile", "depth_module.infra_format",
+    "depth_module.exposure", "depth_module.gain", "depth_module.enable_auto_exposure",
+    "enable_sync", "enable_rgbd", "enable_gyro", "enable_accel", "unite_imu_method",
+    "clip_distance", "diagnostics_period", "publish_tf", "tf_publish_rate", "pointcloud.enable",
+    "pointcloud.ordered_pc", "align_depth.enable", "decimation_filter.enable",
+    "spatial_filter.enable", "temporal_filter.enable", "hole_filling_filter.enable",
+    "base_frame_id", "tf_prefix", "wait_for_device_timeout", "reconnect_timeout",
+}  # fmt: skip
+
+
 def test_main_launch_includes_realsense_with_aligned_640x480_depth(main):
     include = main.include("rs_launch.py")
     assert {"realsense2_camera", "launch", "rs_launch.py"} <= main.strings(include)
-    assert main.launch_arguments(include) == {
+    passed = main.launch_arguments(include)
+    assert set(passed) <= RS_LAUNCH_4_58_ARGUMENTS, set(passed) - RS_LAUNCH_4_58_ARGUMENTS
+    assert passed == {
+        "camera_namespace": "camera",
+        "camera_name": "camera",
         "align_depth.enable": "true",
         "rgb_camera.color_profile": "640x480x30",
         "depth_module.depth_profile": "640x480x30",
     }
+    # realsense-ros 4.58.3 names topics ~/<stream>/image_raw and ~/aligned_depth_to_<stream>/
+    # image_raw under /<camera_namespace>/<camera_name> (realsense2_camera/src/
+    # rs_node_setup.cpp): the node's default inputs
+    assert COLOR_TOPIC == f"/{passed['camera_namespace']}/{passed['camera_name']}/color/image_raw"
     assert "camera" in main.strings(kwarg(include, "condition"))
 
 
@@ -244,17 +296,19 @@ def test_main_launch_starts_rviz_with_our_config(main):
 def test_replay_plays_the_bag_with_clock_and_reuses_the_main_launch(replay, main):
     include = replay.include(MAIN_LAUNCH.name)
     passed = replay.launch_arguments(include)
-    assert passed["use_sim_time"] == "true"
+    assert passed == {"use_sim_time": "true", "camera": "false", "autostart": "false"}
     assert set(passed) <= set(main.arguments())
-    assert replay.calls("Node") == [], "the node is defined once, in the main launch file"
+    assert replay.calls("Node") == replay.calls("LifecycleNode") == [], (
+        "the node is defined once, in the main launch file"
+    )
 
     declared = replay.arguments()
     assert kwarg(declared["bag"], "default_value") is None, "bag is required"
     assert default(replay, "rate") == "1.0"
     assert default(replay, "loop") == "false"
+    assert float(default(replay, "delay")) > 0
     assert replay.configurations() <= set(declared) | set(main.arguments())
 
-    assert replay.calls("ExecuteProcess")
     commands = [
         [replay.value(e) for e in n.elts]
         for n in ast.walk(replay.tree)
@@ -263,8 +317,46 @@ def test_replay_plays_the_bag_with_clock_and_reuses_the_main_launch(replay, main
     assert len(commands) == 1
     cmd = commands[0]
     assert cmd[:3] == ["ros2", "bag", "play"] and "--clock" in cmd and "--rate" in cmd
-    # --clock takes an optional value: the bag must come before it, not after
+    # ros2/rosbag2 humble and jazzy, ros2bag/verb/play.py: --clock is nargs='?' (the bag must
+    # come before it, and an explicit rate removes the doubt); these options exist on both
     assert cmd[3] is None and cmd.index("--clock") > 3  # cmd[3] is the bag substitution
+    assert cmd[cmd.index("--clock") + 1] == "100"
+    assert "--disable-keyboard-controls" in cmd
+    assert {"--delay", "--loop"} <= replay.strings(replay.tree)
+
+
+def test_replay_starts_the_player_only_when_the_node_is_active(replay):
+    """launch visits entities depth-first and ExecuteProcess copies os.environ when visited
+    (ros2/launch humble and jazzy, launch/descriptions/executable.py): a player listed before
+    the include would start without the Fast DDS profile, and before the node had its model.
+    So: handlers, then the include, then configure; activate on "inactive"; the player is
+    made by the "active" handler."""
+    top = next(
+        n for n in ast.walk(replay.tree)
+        if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "LaunchDescription"
+    ).args[0].elts
+    kinds = [ast.unparse(e.func) for e in top]
+    first_include = kinds.index("IncludeLaunchDescription")
+    assert kinds[:first_include].count("RegisterEventHandler") == 3
+    assert ast.unparse(top[-1]) == "_change(Transition.TRANSITION_CONFIGURE)"
+    handlers = {}
+    for register in top[:first_include]:
+        if ast.unparse(register.func) != "RegisterEventHandler":
+            continue
+        (on_transition,) = register.args
+        assert ast.unparse(on_transition.func) == "OnStateTransition"
+        state = replay.value(kwarg(on_transition, "matcher").args[0])
+        assert replay.value(kwarg(on_transition, "handle_once")) is True
+        handlers[state] = ast.unparse(kwarg(on_transition, "entities"))
+    assert set(handlers) == {"inactive", "active", "unconfigured"}
+    assert "Shutdown" in handlers["unconfigured"]  # configure failed: launch ends
+    assert "TRANSITION_ACTIVATE" in handlers["inactive"]
+    assert "OpaqueFunction(function=_bag_play)" in handlers["active"]
+    (play,) = replay.calls("ExecuteProcess")  # only inside _bag_play
+    bag_play = next(
+        f for f in ast.walk(replay.tree) if isinstance(f, ast.FunctionDef) and f.name == "_bag_play"
+    )
+    assert play in list(ast.walk(bag_play))
 
 
 # --- config/lowlight.rviz ----------------------------------------------------------------------

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,8 +19,8 @@ from ros_harness import (
     CAMERA,
     FRAME_ID,
     Frames,
+    NodeRig,
     Probe,
-    Spinner,
     domain_id,
     header,
     new_context,
@@ -61,25 +62,15 @@ def context():
 
 @pytest.fixture
 def running(model, context):
-    """A configured + active node, a probe and a background executor."""
-    made = []
+    """start(...) -> (node, probe): a configured + active node on the tiny model."""
+    rig = NodeRig(context)
 
     def start(reliable: bool = True, inputs: bool = True, outputs=None, **params):
-        node = PerceptionNode(context=context, parameter_overrides=node_params(model, **params))
-        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-        probe = Probe(context, reliable=reliable, inputs=inputs, outputs=outputs)
-        spinner = Spinner(context, node, probe)
-        made.append((node, probe, spinner))
-        probe.wait_connected()
-        return node, probe
+        return rig.start(node_params(model, **params), reliable=reliable, inputs=inputs,
+                         outputs=outputs)
 
     yield start
-    for node, probe, spinner in made:
-        spinner.stop()
-        node._release()
-        node.destroy_node()
-        probe.destroy_node()
+    rig.close()
 
 
 def _publish(probe: Probe, frames: Frames, i: int, *, info: bool = True) -> None:
@@ -132,6 +123,73 @@ def test_configure_fails_cleanly_on_a_bad_model_path(context, tmp_path):
         assert node.segmenter is None  # still unconfigured, can be fixed and configured again
     finally:
         node.destroy_node()
+
+
+def _broken_models(model, tmp_path) -> dict:
+    """Models that load but must not make an active node: unusable metadata, and a graph
+    that fails when it runs (warm-up), which raises no LowlightError."""
+    import json
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    def with_meta(name: str, **changes) -> Path:
+        proto = onnx.load(str(model))
+        props = {p.key: p.value for p in proto.metadata_props}
+        props.update({f"lowlight.{k}": json.dumps(v) for k, v in changes.items()})
+        del proto.metadata_props[:]
+        for key, value in props.items():
+            proto.metadata_props.add(key=key, value=value)
+        onnx.save(proto, str(tmp_path / name))
+        return tmp_path / name
+
+    # uint8 frame -> Cast -> Reshape to (7, -1): any 640x480x3 frame fails at run time
+    dims = ["height", "width"]
+    graph = helper.make_graph(
+        [
+            helper.make_node("Cast", ["frame"], ["f"], to=TensorProto.FLOAT),
+            helper.make_node("Reshape", ["f", "shape"], ["r"]),
+            helper.make_node("Cast", ["r"], ["labels"], to=TensorProto.UINT8),
+            helper.make_node("Cast", ["r"], ["confidence"], to=TensorProto.UINT8),
+        ],
+        "fails_at_run_time",
+        [helper.make_tensor_value_info("frame", TensorProto.UINT8, [*dims, 3])],
+        [helper.make_tensor_value_info(n, TensorProto.UINT8, dims)
+         for n in ("labels", "confidence")],
+        [helper.make_tensor("shape", TensorProto.INT64, [2], [7, -1])],
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    good = onnx.load(str(model))
+    for p in good.metadata_props:
+        proto.metadata_props.add(key=p.key, value=p.value)
+    onnx.save(proto, str(tmp_path / "fails.onnx"))
+    return {
+        "palette of 300": (with_meta("p300.onnx", palette=[[0, 0, 0]] * 300), "300 colours"),
+        "camera_size of 3": (with_meta("c3.onnx", camera_size=[640, 480, 3]), "camera_size"),
+        "warm-up fails": (tmp_path / "fails.onnx", "Reshape"),
+    }
+
+
+def test_every_configure_failure_is_one_log_line_and_the_node_can_be_configured_again(
+    model, context, tmp_path, capfd
+):
+    """rclpy logs nothing for an exception in on_configure; the node must say why itself,
+    and must not keep a half-loaded model that blocks model_path."""
+    for case, (path, cause) in _broken_models(model, tmp_path).items():
+        capfd.readouterr()
+        node = PerceptionNode(context=context, parameter_overrides=node_params(path))
+        try:
+            assert node.trigger_configure() == TransitionCallbackReturn.FAILURE, case
+            lines = [line for line in capfd.readouterr().err.splitlines()
+                     if "configure failed" in line]
+            assert len(lines) == 1 and cause in lines[0], (case, lines)
+            assert node.segmenter is None
+            fixed = node.set_parameters([Parameter("model_path", value=str(model))])[0]
+            assert fixed.successful, (case, fixed.reason)
+            assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS, case
+        finally:
+            node._release()
+            node.destroy_node()
 
 
 def test_parameters_are_validated_and_thresholds_change_at_run_time(running):

@@ -8,10 +8,10 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import numpy as np
 import pytest
 from conftest import REPO
 
@@ -29,15 +29,69 @@ SKIP = shutil.ignore_patterns(
 )
 
 
+# What `rosdep install --from-paths src` can resolve, read from ros/rosdistro (master 8468e88c,
+# 2026-08-22). ROS packages released in BOTH humble/distribution.yaml and jazzy/
+# distribution.yaml (rcl_interfaces repo: rcl_interfaces, lifecycle_msgs; common_interfaces:
+# std_msgs, sensor_msgs, diagnostic_msgs, visualization_msgs; vision_msgs 4.1.1; ament_index;
+# launch; launch_ros; rclpy) and rosdep keys of rosdep/python.yaml (python3-numpy l.5923,
+# python3-yaml l.9553, python3-pil l.6405, python3-tqdm l.9009, python3-matplotlib l.5437,
+# python3-pytest l.7446, python3-onnxruntime-pip l.6056 and python3-rosbags-pip l.7996, both
+# "ubuntu: pip: packages: [...]": no apt package exists for either).
+ROSDISTRO_KEYS = {
+    "rclpy", "rcl_interfaces", "std_msgs", "sensor_msgs", "diagnostic_msgs",
+    "visualization_msgs", "lifecycle_msgs", "vision_msgs", "ament_index_python", "launch",
+    "launch_ros", "python3-numpy", "python3-yaml", "python3-pil", "python3-tqdm",
+    "python3-matplotlib", "python3-pytest", "python3-onnxruntime-pip", "python3-rosbags-pip",
+}  # fmt: skip
+# Python module -> the key that installs it (the runtime only: torch, onnx, h5py, tensorrt
+# and cuda are the pip extras for training and GPUs, documented in the README)
+MODULE_KEYS = {
+    "rclpy": "rclpy", "rcl_interfaces": "rcl_interfaces", "std_msgs": "std_msgs",
+    "sensor_msgs": "sensor_msgs", "diagnostic_msgs": "diagnostic_msgs",
+    "lifecycle_msgs": "lifecycle_msgs", "vision_msgs": "vision_msgs",
+    "ament_index_python": "ament_index_python", "launch": "launch", "launch_ros": "launch_ros",
+    "numpy": "python3-numpy", "yaml": "python3-yaml", "PIL": "python3-pil",
+    "tqdm": "python3-tqdm", "matplotlib": "python3-matplotlib",
+    "onnxruntime": "python3-onnxruntime-pip", "rosbags": "python3-rosbags-pip",
+}  # fmt: skip
+PIP_EXTRAS_ONLY = {"torch", "onnx", "h5py", "tensorrt", "cuda"}
+
+
+def _imported_modules() -> set[str]:
+    import ast
+
+    found = set()
+    files = [*(REPO / "lowlight_perception").rglob("*.py"), *(REPO / "launch").glob("*.py")]
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                found.add(node.module.split(".")[0])
+    return found - set(sys.stdlib_module_names) - {"lowlight_perception"}
+
+
 def test_package_xml_is_format_3_ament_python_with_runtime_rosdeps():
     root = ET.parse(REPO / "package.xml").getroot()
     assert root.get("format") == "3"
     assert root.findtext("name") == "lowlight_perception"
     assert root.find("export/build_type").text == "ament_python"
-    deps = {e.text for e in root.findall("exec_depend")}
-    assert {"rclpy", "sensor_msgs", "std_msgs", "diagnostic_msgs", "python3-numpy"} <= deps
     assert (REPO / "resource" / "lowlight_perception").is_file()
     assert "lib/lowlight_perception" in (REPO / "setup.cfg").read_text()
+    keys = {e.text for e in root if e.tag.endswith("depend")}
+    assert keys <= ROSDISTRO_KEYS, f"not resolvable by rosdep: {keys - ROSDISTRO_KEYS}"
+    deps = {e.text for e in root.findall("exec_depend")}
+    imported = _imported_modules()
+    assert imported - PIP_EXTRAS_ONLY <= set(MODULE_KEYS), imported - set(MODULE_KEYS)
+    needed = {MODULE_KEYS[m] for m in imported - PIP_EXTRAS_ONLY}
+    assert needed <= deps, f"imported but not in package.xml: {needed - deps}"
+
+
+def test_package_xml_and_setup_py_versions_agree(setup_kwargs):
+    from lowlight_perception import __version__
+
+    root = ET.parse(REPO / "package.xml").getroot()
+    assert root.findtext("version") == setup_kwargs["version"] == __version__
 
 
 @pytest.fixture(scope="module")
@@ -100,51 +154,82 @@ def test_colcon_build_installs_a_runnable_lowlight(installed, tmp_path):
 
 
 @pytest.mark.slow
-def test_installed_perception_node_serves_a_frame_and_stops_on_sigint(installed, tmp_path):
-    import rclpy
-    from ros_harness import Probe, Spinner, domain_id, header, new_context
+@pytest.mark.parametrize(
+    ("ros_args", "stop"),
+    [((), signal.SIGTERM), (("--ros-args", "-p", "backend:=onnxruntime"), signal.SIGINT)],
+    ids=["no-arguments-sigterm", "backend-onnxruntime-sigint"],
+)
+def test_installed_node_with_defaults_serves_a_d435i_stream_in_another_process(
+    installed, ros_args, stop
+):
+    """perception_node as `ros2 run` starts it, with no parameters (or only
+    backend:=onnxruntime) and no Fast DDS variable set: the shipped model on the CPU answers
+    640x480 colour + aligned depth from this process, keeps answering after a future stamp and
+    a second pass of the same frames, and stops cleanly on a signal while frames stream in."""
+    import threading
 
-    from lowlight_perception.models.export import export_onnx, random_init_model
-    from lowlight_perception.ros.codecs import numpy_to_image
+    import rclpy
+    from ros_harness import Frames, Probe, Spinner, domain_id, new_context
 
     ws, prefix, env = installed
-    model = tmp_path / "tiny.onnx"
-    export_onnx(
-        random_init_model("lisu-tiny"), model, camera_size=(160, 120), net_size=(96, 64), frames=1
-    )
     domain = domain_id()
-    env = {
-        **env,
-        "ROS_DOMAIN_ID": str(domain),
-        "FASTDDS_DEFAULT_PROFILES_FILE": os.environ["FASTDDS_DEFAULT_PROFILES_FILE"],
-    }
+    env = {**env, "ROS_DOMAIN_ID": str(domain)}
+    for name in ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE"):
+        env.pop(name, None)  # the node selects the large-image profile for itself
     exe = prefix / "lib" / "lowlight_perception" / "perception_node"
-    cmd = (
-        f". {ws / 'install' / 'setup.sh'} && exec {exe} --ros-args -p model_path:={model} "
-        "-p device:=-1 -p use_depth:=false"
-    )
+    cmd = f". {ws / 'install' / 'setup.sh'} && exec {exe} {' '.join(ros_args)}"
     node = subprocess.Popen(
         ["bash", "-c", cmd], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     context = new_context(domain)
     probe = Probe(context, outputs=("labels",))
     spinner = Spinner(context, probe)
+    frames = Frames((640, 480))
+    streaming = threading.Event()
+
+    def send(i: int) -> None:
+        probe.info.publish(frames.camera_info(i))
+        probe.depth.publish(frames.depth(i))
+        probe.color.publish(frames.color(i))
+
+    def served(indices) -> int:
+        answered = 0
+        for i in indices:
+            before = probe.count("labels")
+            send(i)
+            answered += probe.wait_for("labels", before + 1, timeout=5)
+        return answered
+
+    def stream() -> None:
+        i = 10_000
+        while streaming.is_set():
+            send(i)
+            i += 1
+            time.sleep(1 / 30)
+
     try:
         probe.wait_connected(timeout=60)
-        frame = np.random.default_rng(0).integers(0, 60, (120, 160, 3), np.uint8)
-        for i in range(20):
-            probe.color.publish(numpy_to_image(frame, "rgb8", header(i)))
-            if probe.wait_for("labels", 1, timeout=0.5):
-                break
-        assert probe.count("labels") >= 1, "the installed node answered no frame"
-        node.send_signal(signal.SIGINT)
+        time.sleep(1.0)
+        assert served(range(5)) == 5, "the node with defaults answered no 640x480 frame"
+        assert served([30 * 3600]) == 1  # one frame stamped an hour ahead
+        assert served(range(5, 10)) == 5, "frames after a future stamp were blocked"
+        assert served(range(10)) == 10, "a second pass of the same frames was blocked"
+        streaming.set()
+        thread = threading.Thread(target=stream, daemon=True)
+        thread.start()
+        time.sleep(1.0)
+        node.send_signal(stop)  # while frames stream in: the worker is mid-frame
         out, _ = node.communicate(timeout=30)
     finally:
+        streaming.clear()
         if node.poll() is None:
             node.kill()
         spinner.stop()
         probe.destroy_node()
         rclpy.shutdown(context=context)
     assert node.returncode == 0, out
-    assert "Traceback" not in out, out
-    assert "configured: lisu-tiny on onnxruntime" in out
+    for bad in ("Traceback", "RCLError", "context is invalid", "deprecated"):
+        assert bad not in out, out
+    assert "Fast DDS profile for camera-size images: FASTDDS_DEFAULT_PROFILES_FILE=" in out
+    assert "configured: lisu-small on onnxruntime (cpu" in out
+    assert "frames of any size" in out

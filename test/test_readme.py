@@ -68,3 +68,18 @@ def test_every_launch_argument_is_declared():
     for doc, command in _commands("ros2 launch "):
         for name in re.findall(r"(\w[\w.]*):=", command):
             assert name in declared, f"{doc}: {name}:= is not a launch argument"
+
+
+def test_the_parameter_table_is_the_nodes_interface():
+    """Every parameter the node declares, with its default, and nothing else."""
+    import json
+
+    from lowlight_perception.ros.interface import PARAMS
+
+    text = (REPO / "README.md").read_text()
+    table = text[text.index("| parameter | default |"):].split("\n\n", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \| `([^`]*)` \|", table, re.M)
+    assert [name for name, _ in rows] == [p.name for p in PARAMS]
+    for (name, shown), p in zip(rows, PARAMS, strict=True):
+        default = p.default if isinstance(p.default, str) else json.dumps(p.default)
+        assert shown in (default, f'"{default}"') or (default == "" and shown == '""'), name

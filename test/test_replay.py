@@ -54,3 +54,24 @@ def test_replay_errors_are_readable(tmp_path, recorded, capsys):
     assert main(["replay", "--bag", str(tmp_path / "nope")]) == 2
     assert capsys.readouterr().err.strip().startswith("lowlight replay: error: bag not found")
     assert main(["replay", "--bag", str(recorded[0]), "--rate", "0"]) == 2
+
+
+@pytest.mark.slow
+def test_replaying_the_same_bag_twice_into_one_node_answers_both_passes(recorded):
+    """A second `lowlight replay` (or `ros2 bag play --loop`) repeats the stamps the node has
+    already seen: the node resets its stamp order instead of skipping every frame."""
+    import os
+    import signal
+
+    from lowlight_perception.ros.loopback import start_node
+
+    bag, model = recorded
+    node = start_node(model, int(os.environ["ROS_DOMAIN_ID"]))
+    try:
+        first = replay(bag, log=lambda _: None)["passes"][0]
+        second = replay(bag, log=lambda _: None)["passes"][0]
+    finally:
+        node.send_signal(signal.SIGINT)
+        node.wait(timeout=30)
+    assert first["sent"] == second["sent"] == 24
+    assert first["answered"] >= 23 and second["answered"] >= 23, (first, second)

@@ -24,6 +24,7 @@ from lowlight_perception.ros.codecs import (
     ImageError,
     camera_info_to_intrinsics,
     depth_to_metres,
+    distortion_warning,
     image_to_numpy,
     numpy_to_image,
     rgb_view,
@@ -256,11 +257,33 @@ def test_camera_info_to_intrinsics():
         ([-600, 0, 320, 0, 600, 240, 0, 0, 1], (640, 480), "fx=-600"),
         ([600, 0, 320, 0, math.nan, 240, 0, 0, 1], (640, 480), "finite"),
         ([600, 0, 320, 0, 600, 240, 0, 0, 1], (0, 480), "zero size"),
+        ([1e-40, 0, 320, 0, 1e-40, 240, 0, 0, 1], (640, 480), "not a calibration"),
+        ([600, 0, 320, 0, 0.5, 240, 0, 0, 1], (640, 480), "fy=0.5"),
     ],
 )
 def test_bad_camera_info_rejected(k, size, words):
     with pytest.raises(CameraInfoError, match=words):
         camera_info_to_intrinsics(camera_info(k, *size))
+
+
+@pytest.mark.parametrize(
+    ("model", "d", "warned"),
+    [
+        ("plumb_bob", [0.1, -0.05, 0.001, 0.0, 0.0], False),  # realsense-ros 4.58.3 colour
+        ("equidistant", [0.0, 0.0, 0.0, 0.0], False),  # all-zero: a pinhole whatever the name
+        ("equidistant", [0.2, 0.01, 0.0, 0.0], True),  # a fisheye (Kannala-Brandt) lens
+        ("rational_polynomial", [0.1] * 8, False),
+    ],
+)
+def test_distortion_models_the_pinhole_cloud_cannot_honour_are_named(model, d, warned):
+    """realsense-ros (realsenseai/realsense-ros r/4.58.3, realsense2_camera/src/
+    base_realsense_node.cpp) publishes "plumb_bob", or "equidistant" for Kannala-Brandt."""
+    msg = camera_info([600, 0, 320, 0, 600, 240, 0, 0, 1])
+    msg.distortion_model, msg.d = model, d
+    note = distortion_warning(msg)
+    assert (note is not None) == warned
+    if warned:
+        assert model in note and "pinhole" in note
 
 
 # --- semantic points ---------------------------------------------------------------------------
@@ -314,6 +337,37 @@ def test_filters_confidence_and_depth():
     far = semantic_points(depth_m, labels, confidence, camera, palette, decimation=1, max_depth=20)
     assert far.size == 25 * 41
     np.testing.assert_allclose(np.unique(far["confidence"]), [100 / 255, 1.0])
+
+
+def test_organised_cloud_keeps_every_pixel_and_marks_invalid_depth_nan():
+    depth_m, labels, confidence, camera = plane_inputs()
+    depth_m[:, :3] = 0.0
+    depth_m[4, 7] = np.nan
+    depth_m[:, 20:] = 50.0  # beyond max_depth: kept, the organised cloud filters nothing
+    confidence[:2] = 0
+    points = semantic_points(depth_m, labels, confidence, camera, load_classes().palette,
+                             decimation=4, min_confidence=0.9, max_depth=10.0, organized=True)
+    assert points.shape == (30, 41)
+    invalid = ~(depth_m > 0)
+    assert np.isnan(points["z"][invalid]).all() and np.isnan(points["y"][invalid]).all()
+    np.testing.assert_array_equal(points["z"][~invalid], depth_m[~invalid])
+    expected = camera.backproject(np.nan_to_num(depth_m))
+    np.testing.assert_allclose(points["x"][~invalid], expected[..., 0][~invalid], rtol=1e-6)
+    np.testing.assert_array_equal(points["label"], labels)
+    msg = to_pointcloud2(points, header())
+    assert (msg.height, msg.width, msg.row_step) == (30, 41, 41 * 24) and not msg.is_dense
+    back = pointcloud2_to_numpy(msg).reshape(30, 41)
+    np.testing.assert_array_equal(back["label"], labels)
+
+
+def test_unorganised_cloud_drops_points_that_would_not_be_finite():
+    depth_m, labels, confidence, camera = plane_inputs()
+    huge = Intrinsics(camera.width, camera.height, 1e-3, 1e-3, 0.0, 0.0)  # rays overflow
+    depth_m[:] = 3e37
+    points = semantic_points(depth_m, labels, confidence, huge, load_classes().palette,
+                             max_depth=np.inf)
+    assert all(np.isfinite(points[c]).all() for c in ("x", "y", "z"))
+    assert to_pointcloud2(points, header()).is_dense
 
 
 def test_ids_outside_palette_take_void_colour():
@@ -388,3 +442,45 @@ def test_pointcloud2_to_numpy_reads_foreign_clouds():
     msg.data = data.tobytes()[:-1]
     with pytest.raises(PointCloudError, match="truncated"):
         pointcloud2_to_numpy(msg)
+
+
+# --- vision_msgs/LabelInfo ---------------------------------------------------------------------
+
+# ros-perception/vision_msgs, branch ros2 (4.1.1, released for Humble and Jazzy): the fields of
+# msg/LabelInfo.msg and msg/VisionClass.msg (comments left out). vision_msgs has no PyPI wheel,
+# so the node's message is checked against these definitions with rosbags' CDR serialiser.
+VISION_CLASS_MSG = "uint16 class_id\nstring class_name\n"
+LABEL_INFO_MSG = (
+    "std_msgs/Header header\nvision_msgs/VisionClass[] class_map\nfloat32 threshold\n"
+)
+
+
+def test_label_info_fits_the_vision_msgs_definition_and_lists_every_class():
+    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+
+    from lowlight_perception.ros.node import LABEL_INFO_QOS, label_info
+
+    store = get_typestore(Stores.ROS2_JAZZY)
+    store.register(get_types_from_msg(VISION_CLASS_MSG, "vision_msgs/msg/VisionClass"))
+    store.register(get_types_from_msg(LABEL_INFO_MSG, "vision_msgs/msg/LabelInfo"))
+    LabelInfo = store.types["vision_msgs/msg/LabelInfo"]
+    VisionClass = store.types["vision_msgs/msg/VisionClass"]
+    Header = store.types["std_msgs/msg/Header"]
+    Stamp = store.types["builtin_interfaces/msg/Time"]
+    names = load_classes().names
+
+    def empty() -> object:
+        return LabelInfo(header=Header(stamp=Stamp(sec=0, nanosec=0), frame_id=""),
+                         class_map=[], threshold=1.0)
+
+    msg = label_info(names, empty, VisionClass)
+    raw = store.serialize_cdr(msg, "vision_msgs/msg/LabelInfo")
+    back = store.deserialize_cdr(raw, "vision_msgs/msg/LabelInfo")
+    assert [(c.class_id, c.class_name) for c in back.class_map] == list(enumerate(names))
+    assert back.threshold == 0.0
+    # Nav2's semantic segmentation layer (kiwicampus, humble and jazzy) subscribes reliable +
+    # transient_local: a volatile publisher would never match it
+    from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
+
+    assert LABEL_INFO_QOS.reliability == ReliabilityPolicy.RELIABLE
+    assert LABEL_INFO_QOS.durability == DurabilityPolicy.TRANSIENT_LOCAL

@@ -1,8 +1,10 @@
-"""The one Segmenter: backend auto-selection, metadata, size handling, bad inputs and paths,
-and parity between the ONNX Runtime graph and the PyTorch checkpoint it came from."""
+"""The one Segmenter: backend and device auto-selection, metadata, frames of any size, bad
+inputs, paths and models (validated at load with a named error), and parity between the ONNX
+Runtime graph and the PyTorch checkpoint it came from at every camera size."""
 
 from __future__ import annotations
 
+import json
 import logging
 
 import numpy as np
@@ -12,7 +14,7 @@ import pytest
 from lowlight_perception.camera import Intrinsics
 from lowlight_perception.classes import load_classes
 from lowlight_perception.data.synthetic import random_view
-from lowlight_perception.inference import BackendError, FrameError, Segmenter
+from lowlight_perception.inference import BackendError, FrameError, ModelError, Segmenter
 from lowlight_perception.metadata import ModelMetadata
 from lowlight_perception.models.checkpoint import save_checkpoint
 from lowlight_perception.models.export import export_onnx, random_init_model
@@ -79,29 +81,94 @@ def test_classes_and_palette_come_from_the_model_metadata(exported, tmp_path):
     assert (pink.classes.palette == [255, 0, 255]).all()
 
 
-def test_onnxruntime_matches_the_pytorch_checkpoint_within_export_tolerance(exported):
-    torch_seg = Segmenter(exported[0], camera_size=CAMERA, device="cpu")
-    assert torch_seg.backend.name == "torch"
+@pytest.mark.parametrize("size", [(320, 240), (640, 480), (848, 480), (1280, 720)])
+def test_onnx_and_the_pytorch_checkpoint_answer_any_frame_size_alike(exported, size):
+    """One exported model and the checkpoint it came from serve every D435i colour profile."""
+    torch_seg = Segmenter(exported[0], device="cpu")
+    assert torch_seg.backend.name == "torch" and torch_seg.frame_size is None
     ort_seg = Segmenter(exported[1], backend="onnxruntime", device="cpu")
-    for i in range(3):
-        frame = _frame(i)
+    assert ort_seg.frame_size is None
+    w, h = size
+    for i in range(2):
+        frame = _frame(i, size)
         a, b = torch_seg.segment(frame), ort_seg.segment(frame)
+        assert a.labels.shape == b.labels.shape == (h, w)
+        assert b.reflectance.shape == (h, w, 3) and b.illumination.shape == (h, w)
         assert np.mean(a.labels == b.labels) >= 0.999
         assert np.abs(a.confidence.astype(int) - b.confidence).max() <= 1
         assert np.abs(a.reflectance.astype(int) - b.reflectance).max() <= 1
 
 
-def test_other_frame_sizes_are_refused_or_resized_on_the_host(exported):
-    seg = Segmenter(exported[1], device="cpu")
-    big = _frame(1, (200, 150))
-    with pytest.raises(FrameError, match="frame is 200x150 but the model was exported for 160x120"):
-        seg.segment(big)
-    resizing = Segmenter(exported[1], device="cpu", host_resize=True)
-    result = resizing.segment(big)
-    assert result.labels.shape == (150, 200) and result.reflectance.shape == (150, 200, 3)
-    small = resizing.segment(resizing_frame := _frame(1))  # native size: no resize
-    np.testing.assert_array_equal(small.labels, seg.segment(resizing_frame).labels)
-    assert set(np.unique(result.labels)) <= set(np.unique(small.labels)) | {0}
+def _rewrite(path, out, *, props=None, fixed=None, labels_dtype=None):
+    """A copy of the ONNX at ``path`` with metadata changed, the input fixed at (W, H), or the
+    labels output cast to another dtype."""
+    proto = onnx.load(str(path))
+    if props:
+        meta = {p.key: p.value for p in proto.metadata_props}
+        meta.update(props)
+        del proto.metadata_props[:]
+        for key, value in meta.items():
+            proto.metadata_props.add(key=key, value=value)
+    if fixed:
+        dims = proto.graph.input[0].type.tensor_type.shape.dim
+        for dim, value in zip(dims, (fixed[1], fixed[0]), strict=False):
+            dim.ClearField("dim_param")
+            dim.dim_value = value
+    if labels_dtype:
+        cast = next(n for n in proto.graph.node if "labels" in n.output)
+        next(a for a in cast.attribute if a.name == "to").i = labels_dtype
+        proto.graph.output[0].type.tensor_type.elem_type = labels_dtype
+    onnx.save(proto, str(out))
+    return out
+
+
+def test_a_fixed_size_model_of_format_1_takes_only_its_size(exported, tmp_path):
+    """lowlight_perception 0.1 exported graphs fixed at the camera size: still served at that
+    size, other sizes refused with what to do."""
+    old = _rewrite(exported[1], tmp_path / "old.onnx", fixed=CAMERA,
+                   props={"lowlight.format_version": "1"})
+    seg = Segmenter(old, device="cpu")
+    assert seg.frame_size == CAMERA
+    assert seg.segment(_frame()).labels.shape == (120, 160)
+    with pytest.raises(FrameError, match="frame is 200x150 but this model only takes 160x120"):
+        seg.segment(_frame(1, (200, 150)))
+
+
+@pytest.mark.parametrize(
+    ("props", "message"),
+    [
+        ({"lowlight.palette": json.dumps([[1, 2]] * 14)}, "three integers"),
+        ({"lowlight.palette": json.dumps([[0, 0, 300]] * 14)}, "three integers in 0..255"),
+        ({"lowlight.palette": json.dumps([[0, 0, 0]] * 300)}, "300 colours for 14 classes"),
+        ({"lowlight.camera_size": "[640, 480, 3]"}, "camera_size must be two positive"),
+        ({"lowlight.net_size": "[0, 64]"}, "net_size must be two positive"),
+        ({"lowlight.upsample": '"cubic"'}, "upsample must be one of labels, logits"),
+        ({"lowlight.class_names": json.dumps(["c"] * 300),
+          "lowlight.palette": json.dumps([[0, 0, 0]] * 300)}, "1..256 strings"),
+    ],
+)
+def test_unusable_metadata_is_a_model_error_at_load(exported, tmp_path, props, message):
+    bad = _rewrite(exported[1], tmp_path / "bad.onnx", props=props)
+    with pytest.raises(ModelError, match=message):
+        Segmenter(bad, device="cpu")
+
+
+def test_outputs_of_the_wrong_dtype_are_a_model_error_at_load(exported, tmp_path):
+    bad = _rewrite(exported[1], tmp_path / "float.onnx", labels_dtype=onnx.TensorProto.FLOAT)
+    with pytest.raises(ModelError, match=r"output labels is tensor.float. .* expected uint8"):
+        Segmenter(bad, device="cpu")
+
+
+def test_device_auto_takes_the_cpu_when_the_backend_has_no_gpu(exported, caplog):
+    """-p backend:=onnxruntime alone on a machine without CUDA runs, and says why."""
+    with caplog.at_level(logging.INFO, logger="lowlight_perception.inference"):
+        seg = Segmenter(exported[1], backend="onnxruntime")  # device defaults to "auto"
+    assert seg.backend.device == "cpu"
+    assert "ONNX Runtime has no CUDA here" in seg.reason and seg.reason in caplog.text
+    assert Segmenter(exported[1], backend="onnxruntime", device=-1).backend.device == "cpu"
+    assert Segmenter(exported[0], device="auto").backend.device == "cpu"  # torch, no CUDA
+    with pytest.raises(BackendError, match="device must be auto, cpu"):
+        Segmenter(exported[1], device="gpu")
 
 
 @pytest.mark.parametrize(

@@ -222,11 +222,31 @@ def test_cuda_graph_gives_the_same_outputs(tiny_onnx, tmp_path):
 
 @pytest.mark.gpu
 @requires_gpu
+@pytest.mark.parametrize("cuda_graph", [False, True])
+def test_one_engine_answers_every_d435i_size_like_onnxruntime(tiny_onnx, tmp_path, cuda_graph):
+    from lowlight_perception.camera import Intrinsics
+    from lowlight_perception.data.synthetic import random_view
+
+    with TensorRTBackend(tiny_onnx, precision="fp32", cache_dir=tmp_path,
+                         cuda_graph=cuda_graph) as trt:
+        assert trt.frame_size is None
+        for size in [(640, 480), (320, 240), (1280, 720), (640, 480)]:
+            frame = random_view(7, 0, Intrinsics.d435i(*size)).low
+            got = {k: v.copy() for k, v in trt.execute(frame).items()}
+            want = _ort_outputs(tiny_onnx, frame)
+            assert got["labels"].shape == (size[1], size[0])
+            assert np.mean(got["labels"] == want["labels"]) >= 0.999, size
+
+
+@pytest.mark.gpu
+@requires_gpu
 def test_bad_frames_and_close(tiny_onnx, tmp_path):
     trt = TensorRTBackend(tiny_onnx, cache_dir=tmp_path)
     with pytest.raises(BackendError, match="frame must be uint8"):
         trt.execute(np.zeros((CAMERA[1], CAMERA[0], 3), np.float32))
     with pytest.raises(BackendError, match="frame must be uint8"):
+        trt.execute(np.zeros((CAMERA[1], CAMERA[0], 4), np.uint8))
+    with pytest.raises(BackendError, match="outside this engine's range 32x32"):
         trt.execute(np.zeros((10, 10, 3), np.uint8))
     trt.close()
     trt.close()
@@ -240,6 +260,38 @@ def test_build_engine_prints_io_and_path(tiny_onnx, tmp_path, capsys):
     assert main(["build-engine", "--onnx", str(tiny_onnx), "--cache-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "engine: " in out and "built (missing)" in out and "precision: fp16" in out
-    assert "input   frame uint8 (120, 160, 3)" in out and "labels uint8 (120, 160)" in out
+    assert "input   frame uint8 (-1, -1, 3)" in out and "labels uint8 (-1, -1)" in out
+    assert "frames: 32x32 .. 1920x1080" in out
     assert main(["build-engine", "--onnx", str(tiny_onnx), "--cache-dir", str(tmp_path)]) == 0
     assert "cache: hit" in capsys.readouterr().out
+
+
+def test_the_shape_profile_spans_the_d435i_sizes_around_the_camera():
+    """An any-size graph gets one optimisation profile (min, opt, max) of (H, W, 3) shapes."""
+    from lowlight_perception.inference.tensorrt_backend import profile_shapes
+
+    low, opt, high = profile_shapes((640, 480))
+    assert opt == (480, 640, 3)
+    assert low[:2] <= (240, 320) and high[:2] >= (1080, 1920)  # 320x240 .. 1920x1080
+    assert profile_shapes((4096, 2160))[2] == (2160, 4096, 3)  # a bigger camera widens it
+
+
+def test_engine_io_is_checked_with_dynamic_height_and_width():
+    from lowlight_perception.inference.tensorrt_backend import IOTensor, _io_problems
+
+    dynamic = (
+        IOTensor("frame", "input", (-1, -1, 3), "uint8"),
+        IOTensor("labels", "output", (-1, -1), "uint8"),
+        IOTensor("confidence", "output", (-1, -1), "uint8"),
+        IOTensor("reflectance", "output", (-1, -1, 3), "uint8"),
+    )
+    assert _io_problems(dynamic, (640, 480)) == []
+    fixed = (IOTensor("frame", "input", (480, 640, 3), "uint8"),
+             IOTensor("labels", "output", (480, 640), "uint8"))
+    assert _io_problems(fixed, (640, 480)) == []
+    wrong = (IOTensor("frame", "input", (-1, -1, 4), "uint8"),
+             IOTensor("labels", "output", (240, 320), "float"))
+    problems = _io_problems(wrong, (640, 480))
+    assert any("frame shape (-1, -1, 4)" in p for p in problems)
+    assert any("labels shape (240, 320)" in p for p in problems)
+    assert any("labels dtype float" in p for p in problems)

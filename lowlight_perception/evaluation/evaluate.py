@@ -431,23 +431,16 @@ def bag_length(bag: str | Path, color_topic: str | None, max_frames: int | None)
     return count if max_frames is None else min(count, max_frames)
 
 
-def _open_segmenter(
-    model: str | Path, backend: str, device: int | str, host_resize: bool
-) -> Segmenter:
-    return Segmenter(model, backend, device, host_resize=host_resize)
-
-
 def evaluate_bag(
     bag: str | Path,
     model: str | Path | None,
     out: str | Path,
     *,
     backend: str = "auto",
-    device: int | str = 0,
+    device: int | str = "auto",
     predictions_topic: str | None = None,
     degrade: Degradation | None = None,
     max_frames: int | None = None,
-    host_resize: bool = False,
     topics: dict[str, str] | None = None,
     samples: int = 6,
     machine: dict | None = None,
@@ -461,11 +454,10 @@ def evaluate_bag(
         model: exported model for the Segmenter; None with ``predictions_topic``.
         out: output directory.
         backend: Segmenter backend ("auto", "tensorrt", "onnxruntime", "torch").
-        device: CUDA device index or "cpu".
+        device: "auto", "cpu" or a CUDA device index.
         predictions_topic: score the labels recorded on this topic instead of running a model.
         degrade: (kind, level) applied to each colour frame first.
         max_frames: stop after this many colour frames (the run still counts as complete).
-        host_resize: let the Segmenter resize frames of another size than the model's.
         topics: overrides of ``iter_frames`` topic names (``color_topic``, ``gt_topic``...).
         samples: number of side-by-side images.
         machine: description of the machine, for the report.
@@ -487,7 +479,7 @@ def evaluate_bag(
         bag, max_frames=max_frames, topics=topics, predictions_topic=predictions_topic, stats=stats
     )
     total = bag_length(bag, (topics or {}).get("color_topic"), max_frames)
-    segmenter = None if model is None else _open_segmenter(model, backend, device, host_resize)
+    segmenter = None if model is None else Segmenter(model, backend, device)
     try:
         return evaluate(
             frames,
@@ -524,10 +516,9 @@ def evaluate_dataset(
     *,
     size: tuple[int, int] | None = None,
     backend: str = "auto",
-    device: int | str = 0,
+    device: int | str = "auto",
     degrade: Degradation | None = None,
     max_frames: int | None = None,
-    host_resize: bool = False,
     samples: int = 6,
     machine: dict | None = None,
     progress: bool = True,
@@ -541,7 +532,7 @@ def evaluate_dataset(
         model: exported model.
         out: output directory.
         size: (W, H) to resize views to, or None for their own size.
-        backend, device, degrade, max_frames, host_resize, samples, machine, progress: as
+        backend, device, degrade, max_frames, samples, machine, progress: as
             :func:`evaluate_bag`.
 
     Returns:
@@ -555,7 +546,7 @@ def evaluate_dataset(
     _check_source(model, None, degrade)
     dataset = open_dataset(kind, path, split, size=size)
     total = len(dataset) if max_frames is None else min(len(dataset), max_frames)
-    with _open_segmenter(model, backend, device, host_resize) as segmenter:
+    with Segmenter(model, backend, device) as segmenter:
         return evaluate(
             dataset_frames(dataset, max_frames),
             out,

@@ -40,7 +40,7 @@ from .. import atomic
 from ..metadata import FORMAT_VERSION, MetadataError, ModelMetadata
 from .backend import BackendError
 
-CACHE_FORMAT = 1  # bump when the file naming or the sidecar layout changes
+CACHE_FORMAT = 2  # bump when the file naming, the sidecar layout or the shape profile changes
 PRECISIONS = ("fp16", "fp32")
 ENGINE_SUFFIXES = (".engine", ".plan")
 SIDECAR_SUFFIX = ".json"

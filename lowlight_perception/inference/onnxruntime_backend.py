@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..metadata import MetadataError, ModelMetadata
-from .backend import INPUT_NAME, OUTPUT_NAMES, BackendError
+from .backend import INPUT_NAME, OUTPUT_NAMES, BackendError, ModelError
 
 log = logging.getLogger("lowlight_perception.inference")
 
@@ -26,25 +26,54 @@ def cuda_available() -> bool:
     return "CUDAExecutionProvider" in ort.get_available_providers()
 
 
+OUTPUT_RANKS = {"labels": 2, "confidence": 2, "reflectance": 3, "illumination": 2}
+
+
 def check_graph_io(meta: ModelMetadata, inputs: list[tuple[str, str, list]],
-                   outputs: list[str], path: Path) -> tuple[str, ...]:
-    """Check a graph's I/O against the fused-graph contract; return its outputs in order.
+                   outputs: list[tuple[str, str, list]], path: Path
+                   ) -> tuple[tuple[str, ...], tuple[int, int] | None]:
+    """Check a graph's I/O against the fused-graph contract.
+
+    Args:
+        meta: the graph's metadata.
+        inputs, outputs: (name, type, shape) as ONNX Runtime reports them; a dynamic
+            dimension is a string (or None).
+        path: the file, for messages.
+
+    Returns:
+        (output names in order, the (W, H) the input is fixed at or None for any size).
 
     Raises:
-        BackendError: naming what differs.
+        ModelError: naming what differs.
     """
-    w, h = meta.camera_size
     if len(inputs) != 1 or inputs[0][0] != INPUT_NAME:
-        raise BackendError(f"{path}: expected one input named {INPUT_NAME!r}, got {inputs}")
+        raise ModelError(f"{path}: expected one input named {INPUT_NAME!r}, got {inputs}")
     _, dtype, shape = inputs[0]
-    if dtype not in ("tensor(uint8)", "uint8") or list(shape) != [h, w, 3]:
-        raise BackendError(
-            f"{path}: input {INPUT_NAME} is {dtype} {list(shape)}, expected uint8 [{h}, {w}, 3]"
+    fixed = [d if isinstance(d, int) else None for d in shape]
+    if dtype != "tensor(uint8)" or len(shape) != 3 or fixed[2] != 3:
+        raise ModelError(
+            f"{path}: input {INPUT_NAME} is {dtype} {list(shape)}, expected uint8 (H, W, 3)"
         )
-    unknown = [o for o in outputs if o not in OUTPUT_NAMES]
-    if unknown or not {"labels", "confidence"} <= set(outputs):
-        raise BackendError(f"{path}: outputs {outputs} do not follow the lowlight contract")
-    return tuple(outputs)
+    frame_size = None
+    if fixed[0] is not None and fixed[1] is not None:
+        frame_size = (fixed[1], fixed[0])
+        if frame_size != tuple(meta.camera_size):
+            raise ModelError(
+                f"{path}: input {INPUT_NAME} is fixed at {frame_size[0]}x{frame_size[1]} but "
+                f"the metadata says {meta.camera_size[0]}x{meta.camera_size[1]}"
+            )
+    names = [name for name, _, _ in outputs]
+    unknown = [o for o in names if o not in OUTPUT_NAMES]
+    if unknown or not {"labels", "confidence"} <= set(names) or len(set(names)) != len(names):
+        raise ModelError(f"{path}: outputs {names} do not follow the lowlight contract")
+    for name, kind, dims in outputs:
+        channels_ok = name != "reflectance" or (len(dims) == 3 and dims[2] in (3, None, "3"))
+        if kind != "tensor(uint8)" or len(dims) != OUTPUT_RANKS[name] or not channels_ok:
+            want = "(H, W, 3)" if name == "reflectance" else "(H, W)"
+            raise ModelError(
+                f"{path}: output {name} is {kind} {list(dims)}, expected uint8 {want}"
+            )
+    return tuple(names), frame_size
 
 
 class OnnxRuntimeBackend:
@@ -93,10 +122,12 @@ class OnnxRuntimeBackend:
                 self.session.get_modelmeta().custom_metadata_map
             )
         except MetadataError as err:
-            raise BackendError(f"{path}: {err}") from err
-        inputs = [(i.name, i.type, i.shape) for i in self.session.get_inputs()]
-        self.outputs = check_graph_io(
-            self.metadata, inputs, [o.name for o in self.session.get_outputs()], path
+            raise ModelError(f"{path}: {err}") from err
+        self.outputs, self.frame_size = check_graph_io(
+            self.metadata,
+            [(i.name, i.type, i.shape) for i in self.session.get_inputs()],
+            [(o.name, o.type, o.shape) for o in self.session.get_outputs()],
+            path,
         )
         self.device = f"cuda:{int(device)}" if on_gpu else "cpu"
         self._binding = None
@@ -106,7 +137,7 @@ class OnnxRuntimeBackend:
                 self._binding.bind_output(name, "cpu")
 
     def execute(self, frame: np.ndarray) -> dict[str, np.ndarray]:
-        """Run the graph on one uint8 (H, W, 3) frame at the model's camera size."""
+        """Run the graph on one contiguous uint8 (H, W, 3) frame."""
         if self._binding is None:
             return dict(zip(self.outputs, self.session.run(None, {INPUT_NAME: frame}), strict=True))
         self._binding.bind_cpu_input(INPUT_NAME, frame)

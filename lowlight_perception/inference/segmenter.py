@@ -15,9 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from ..classes import ClassSet
-from ..data.transforms import resize_array
 from ..errors import LowlightError
-from .backend import Backend, BackendError
+from .backend import Backend, BackendError, ModelError
 
 log = logging.getLogger("lowlight_perception.inference")
 
@@ -56,43 +55,82 @@ class Result:
                       own(self.illumination), own(self.depth), dict(self.timings))
 
 
-def choose_backend(model_path: Path, backend: str, device: int | str) -> tuple[str, int | str, str]:
-    """(backend, device, reason) for ``backend="auto"``: TensorRT if importable with a GPU,
-    else ONNX Runtime CUDA, else ONNX Runtime CPU; checkpoints run on PyTorch.
+def parse_device(device: int | str) -> int | str:
+    """``device`` as "auto", "cpu" or a CUDA index: accepts -1 (the CPU) and digit strings.
 
     Raises:
-        BackendError: for an unknown backend name or a file type no backend reads.
+        BackendError: anything else.
+    """
+    text = str(device).strip().lower()
+    if text in ("auto", "cpu"):
+        return text
+    try:
+        index = int(text)
+    except ValueError:
+        index = -2
+    if index < -1 or isinstance(device, bool):
+        raise BackendError(f"device must be auto, cpu (or -1) or a CUDA index, got {device!r}")
+    return "cpu" if index == -1 else index
+
+
+def choose_backend(model_path: Path, backend: str, device: int | str) -> tuple[str, int | str, str]:
+    """(backend, device, reason): what runs ``model_path`` here, and why.
+
+    ``backend="auto"``: TensorRT if it imports with a GPU, else ONNX Runtime with CUDA, else
+    ONNX Runtime on the CPU; checkpoints run on PyTorch, engines on TensorRT. ``device="auto"``
+    takes GPU 0 when the chosen runtime can use one, else the CPU; "cpu" (or -1) and an index
+    are taken as asked.
+
+    Raises:
+        BackendError: for an unknown backend or device, or a file type no backend reads.
     """
     if backend not in BACKENDS:
         raise BackendError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    device = parse_device(device)
     suffix = model_path.suffix.lower()
     if suffix not in (".onnx", *ENGINE_SUFFIXES, *CHECKPOINT_SUFFIXES):
         raise BackendError(
             f"{model_path}: expected an .onnx, a TensorRT .engine/.plan or a .pt checkpoint"
         )
-    if backend != "auto":
-        return backend, device, "asked for"
-    if suffix in CHECKPOINT_SUFFIXES:
-        from .torch_backend import cuda_available
-
-        return "torch", device if device != "cpu" and cuda_available() else "cpu", "checkpoint"
-    if suffix in ENGINE_SUFFIXES:
-        return "tensorrt", device, "TensorRT engine file"
-    if device != "cpu":
+    why = "asked for"
+    if backend == "auto" and suffix in CHECKPOINT_SUFFIXES:
+        backend, why = "torch", "a checkpoint"
+    elif backend == "auto" and suffix in ENGINE_SUFFIXES:
+        backend, why = "tensorrt", "a TensorRT engine file"
+    elif backend == "auto" and device == "cpu":
+        return "onnxruntime", "cpu", "the CPU asked for"
+    elif backend == "auto":
         from .onnxruntime_backend import cuda_available as ort_cuda
         from .tensorrt_backend import available as trt_available
 
-        ok, why_not = trt_available()
+        gpu = 0 if device == "auto" else device
+        ok, why_not = trt_available(gpu)
         if ok:
-            return "tensorrt", device, "TensorRT and a CUDA GPU are present"
+            return "tensorrt", gpu, "TensorRT and a CUDA GPU are present"
         if ort_cuda():
-            return "onnxruntime", device, f"no TensorRT ({why_not}); ONNX Runtime has CUDA"
+            return "onnxruntime", gpu, f"no TensorRT ({why_not}); ONNX Runtime has CUDA"
         return "onnxruntime", "cpu", f"no TensorRT ({why_not}) and no ONNX Runtime CUDA"
-    return "onnxruntime", "cpu", "CPU asked for"
+    if device != "auto":
+        return backend, device, why
+    if backend == "tensorrt":
+        return backend, 0, f"{why}, on GPU 0"
+    if backend == "torch":
+        from .torch_backend import cuda_available as torch_cuda
+
+        on_gpu = torch_cuda()
+        return backend, 0 if on_gpu else "cpu", (
+            f"{why}, {'on GPU 0' if on_gpu else 'on the CPU: PyTorch sees no CUDA device'}"
+        )
+    from .onnxruntime_backend import cuda_available as ort_cuda
+
+    on_gpu = ort_cuda()
+    return backend, 0 if on_gpu else "cpu", (
+        f"{why}, {'on GPU 0' if on_gpu else 'on the CPU: ONNX Runtime has no CUDA here'}"
+    )
 
 
-def open_backend(model_path: str | Path, backend: str = "auto", device: int | str = 0,
-                 **options) -> Backend:
+def open_backend(model_path: str | Path, backend: str = "auto", device: int | str = "auto",
+                 **options) -> tuple[Backend, str]:
     """Load ``model_path`` on the chosen backend, logging the choice and why.
 
     ``options`` go to the backend: ``threads`` (onnxruntime), ``precision``, ``cache_dir``,
@@ -115,54 +153,73 @@ def open_backend(model_path: str | Path, backend: str = "auto", device: int | st
     elif name == "tensorrt":
         from .tensorrt_backend import TensorRTBackend
 
-        loaded = TensorRTBackend(path, device=0 if device == "cpu" else int(device), **kwargs)
+        if device == "cpu":
+            raise BackendError("the tensorrt backend runs on a CUDA GPU, not on device cpu")
+        loaded = TensorRTBackend(path, device=int(device), **kwargs)
     else:
         from .torch_backend import TorchBackend
 
         loaded = TorchBackend(path, device=device, **kwargs)
     log.info("backend %s on %s for %s (%s)", loaded.name, loaded.device, path.name, reason)
-    return loaded
+    return loaded, reason
 
 
 class Segmenter:
-    """Segment camera frames with an exported model on the best available runtime.
+    """Segment camera frames of any size with an exported model on the best available runtime.
 
     Args:
         model_path: exported .onnx, TensorRT .engine/.plan (with its .json sidecar), or a
             training checkpoint .pt (PyTorch backend).
         backend: "auto", "tensorrt", "onnxruntime" or "torch".
-        device: CUDA device index, or "cpu".
-        host_resize: frames whose size differs from the model's camera size are resized on the
-            host (and outputs resized back: labels nearest, the rest bilinear). Off by default:
-            such frames are refused, never silently mis-segmented; export the model at the
-            camera's size instead (``lowlight export --camera-size WxH``).
+        device: "auto" (GPU 0 when the runtime can use one, else the CPU), "cpu" (or -1), or
+            a CUDA device index.
         **options: backend options (see ``open_backend``).
 
     Raises:
         BackendError: the model cannot be loaded on the chosen backend (readable reason).
+        ModelError: its metadata is unusable (see ``ModelMetadata.problem``).
     """
 
-    def __init__(self, model_path: str | Path, backend: str = "auto", device: int | str = 0, *,
-                 host_resize: bool = False, **options):
-        self.backend = open_backend(model_path, backend, device, **options)
+    def __init__(self, model_path: str | Path, backend: str = "auto",
+                 device: int | str = "auto", **options):
+        self.backend, self.reason = open_backend(model_path, backend, device, **options)
         self.metadata = self.backend.metadata
-        if not self.metadata.class_names or len(self.metadata.palette) != len(
-            self.metadata.class_names
-        ):
-            raise BackendError(f"{model_path}: metadata lacks a class list with its palette")
+        problem = self.metadata.problem()
+        if problem:
+            self.backend.close()
+            raise ModelError(f"{Path(model_path).name}: {problem}")
         self.classes = ClassSet(
             names=tuple(self.metadata.class_names),
             palette=np.array(self.metadata.palette, dtype=np.uint8),
         )
         self.camera_size = tuple(self.metadata.camera_size)
-        self.host_resize = host_resize
+        self.frame_size = self.backend.frame_size  # None: any size
 
     @property
     def outputs(self) -> tuple[str, ...]:
         return self.backend.outputs
 
+    def warm_up(self) -> Result:
+        """Segment one black frame at the model's camera size: allocations, engine set-up and
+        the output contract are checked before the first real frame.
+
+        Raises:
+            ModelError: outputs of the wrong dtype or shape; BackendError: the run failed.
+        """
+        w, h = self.camera_size
+        try:
+            return self.segment(np.zeros((h, w, 3), np.uint8))
+        except LowlightError:
+            raise
+        except Exception as err:  # runtimes raise their own types: one readable line
+            text = (str(err).strip().splitlines() or [""])[0]
+            raise BackendError(
+                f"warm-up run of {self.metadata.model} on {self.backend.name} failed: "
+                f"{type(err).__name__}: {text}"
+            ) from err
+
     def segment(self, rgb: np.ndarray, depth: np.ndarray | None = None) -> Result:
-        """Segment one RGB frame.
+        """Segment one RGB frame of any size.
 
         Args:
             rgb: (H, W, 3) uint8 RGB (not BGR: convert first).
@@ -170,8 +227,9 @@ class Segmenter:
                 the point cloud; current graphs do not consume it.
 
         Raises:
-            FrameError: wrong dtype/shape, a size the model was not exported for (unless
-                ``host_resize``), or depth of another size.
+            FrameError: wrong dtype/shape, depth of another size, or a size a fixed-size
+                (format 1) model was not exported for.
+            ModelError: the model returned outputs of the wrong dtype or shape.
         """
         t0 = time.perf_counter()
         if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 or (
@@ -182,21 +240,23 @@ class Segmenter:
         h, w = rgb.shape[:2]
         if depth is not None and depth.shape[:2] != (h, w):
             raise FrameError(f"depth is {depth.shape[1]}x{depth.shape[0]} but the frame is {w}x{h}")
-        resized = (w, h) != self.camera_size
-        if resized:
-            if not self.host_resize:
-                cw, ch = self.camera_size
-                raise FrameError(
-                    f"frame is {w}x{h} but the model was exported for {cw}x{ch}; export it with "
-                    f"--camera-size {w}x{h} or enable host_resize"
-                )
-            rgb = resize_array(rgb, *self.camera_size, nearest=False)
+        if self.frame_size is not None and (w, h) != self.frame_size:
+            fw, fh = self.frame_size
+            raise FrameError(
+                f"frame is {w}x{h} but this model only takes {fw}x{fh} (exported by "
+                "lowlight_perception 0.1); export it again (lowlight export) to take any size"
+            )
         frame = np.ascontiguousarray(rgb)  # no copy for a contiguous frame
         t1 = time.perf_counter()
         out = self.backend.execute(frame)
         t2 = time.perf_counter()
-        if resized:
-            out = {k: resize_array(v, w, h, nearest=k == "labels") for k, v in out.items()}
+        for name, value in out.items():
+            want = (h, w, 3) if name == "reflectance" else (h, w)
+            if value.dtype != np.uint8 or value.shape != want:
+                raise ModelError(
+                    f"model output {name} is {value.dtype} {value.shape} for a {w}x{h} frame, "
+                    f"expected uint8 {want}"
+                )
         result = Result(out["labels"], out["confidence"], out.get("reflectance"),
                         out.get("illumination"), depth)
         t3 = time.perf_counter()
@@ -216,4 +276,3 @@ class Segmenter:
 
     def __exit__(self, *exc) -> None:
         self.close()
-

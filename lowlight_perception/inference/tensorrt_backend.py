@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from ..metadata import ModelMetadata
-from .backend import INPUT_NAME, OUTPUT_NAMES, BackendError
+from .backend import INPUT_NAME, OUTPUT_NAMES, BackendError, ModelError
 from .engine_cache import (
     ENGINE_SUFFIXES,
     PRECISIONS,
@@ -51,6 +51,8 @@ from .engine_cache import (
 log = logging.getLogger("lowlight_perception.inference")
 
 INSTALL_HINT = "pip install 'tensorrt-cu12>=10,<11' cuda-python"
+PROFILE_MIN = (32, 32)  # (W, H) smallest frame an engine of an any-size graph takes
+PROFILE_MAX = (1920, 1080)  # largest: the D435i's biggest colour profile (or the camera size)
 # What each precision means for the builder config (checked against the config's flags).
 PRECISION_TEXT = {
     "fp16": "fp16 (FP16 kernels allowed; layers kept in fp32 may use TF32)",
@@ -216,8 +218,10 @@ class TensorRTBackend:
         self._graph_exec: Any = None
         self._device_ptrs: list[int] = []
         self._host_ptrs: list[int] = []
-        self._host: dict[str, np.ndarray] = {}
-        self._order: list[tuple[str, int, int]] = []  # (name, device ptr, nbytes)
+        self._host: dict[str, np.ndarray] = {}  # views of _flat at the current shape
+        self._flat: dict[str, np.ndarray] = {}  # pinned buffers for the largest frame
+        self._order: list[tuple[str, int, int]] = []  # (name, device ptr, nbytes now)
+        self._shape: tuple[int, int, int] | None = None
         self._context: Any = None
         self.engine: Any = None
         self._runtime: Any = None
@@ -361,6 +365,12 @@ class TensorRTBackend:
             )
         config = builder.create_builder_config()
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gb * (1 << 30)))
+        frame = network.get_input(0)
+        if any(int(d) < 0 for d in frame.shape):  # any-size graph: one shape profile
+            low, opt, high = profile_shapes(self.metadata.camera_size)
+            profile = builder.create_optimization_profile()
+            profile.set_shape(frame.name, low, opt, high)
+            config.add_optimization_profile(profile)
         if precision == "fp16":
             config.set_flag(trt.BuilderFlag.FP16)
         else:
@@ -391,20 +401,14 @@ class TensorRTBackend:
 
     def _setup_bindings(self) -> None:
         """Check the engine's I/O against the metadata, allocate device and pinned host
-        buffers once, and bind them to a new execution context.
+        buffers once (for the largest frame its shape profile takes), and bind them to a new
+        execution context at the metadata's camera size.
 
         Raises:
             BackendError: naming every tensor that differs from the fused-graph contract.
         """
         trt, engine = self._trt, self.engine
         w, h = self.metadata.camera_size
-        expected = {
-            INPUT_NAME: (h, w, 3),
-            "labels": (h, w),
-            "confidence": (h, w),
-            "reflectance": (h, w, 3),
-            "illumination": (h, w),
-        }
         tensors = []
         for i in range(engine.num_io_tensors):
             name = engine.get_tensor_name(i)
@@ -415,35 +419,75 @@ class TensorRTBackend:
                 IOTensor(name, "input" if is_input else "output", shape, _dtype_name(dtype))
             )
         self.io = tuple(tensors)
-        problems = _io_problems(self.io, expected)
+        problems = _io_problems(self.io, self.metadata.camera_size)
         if problems:
-            raise BackendError(
+            raise ModelError(
                 f"engine {self.engine_path.name} does not match its metadata "
                 f"({self.metadata.model}, camera {w}x{h}): {'; '.join(problems)}"
             )
         names = {t.name for t in self.io if t.mode == "output"}
         self.outputs = tuple(n for n in OUTPUT_NAMES if n in names)
+        frame = next(t for t in self.io if t.mode == "input")
+        if any(d < 0 for d in frame.shape):
+            low, _, high = (tuple(int(d) for d in s) for s in
+                            engine.get_tensor_profile_shape(INPUT_NAME, 0))
+            self.frame_size = None
+            self.size_range = ((low[1], low[0]), (high[1], high[0]))
+        else:
+            self.frame_size = (frame.shape[1], frame.shape[0])
+            self.size_range = (self.frame_size, self.frame_size)
+        max_w, max_h = self.size_range[1]
 
         self._context = engine.create_execution_context()
         if self._context is None:
             raise BackendError("TensorRT could not create an execution context (GPU memory?)")
         for tensor in (t for t in self.io if t.mode == "input"):
-            self._bind(tensor)
+            self._allocate(tensor.name, max_h * max_w * 3)
         for name in self.outputs:
-            self._bind(next(t for t in self.io if t.name == name))
+            self._allocate(name, max_h * max_w * (3 if name == "reflectance" else 1))
+        self._set_shape(h, w)
 
-    def _bind(self, tensor: IOTensor) -> None:
+    def _allocate(self, name: str, nbytes: int) -> None:
+        """Device and pinned host buffers of ``nbytes`` for tensor ``name`` (all uint8), bound
+        to the context once: shapes change, addresses never do."""
         cudart = self._cudart
-        nbytes = int(np.prod(tensor.shape))  # every tensor is uint8 (checked)
-        device_ptr = _check(cudart, cudart.cudaMalloc(nbytes), f"cudaMalloc({tensor.name})")
+        device_ptr = _check(cudart, cudart.cudaMalloc(nbytes), f"cudaMalloc({name})")
         self._device_ptrs.append(int(device_ptr))
-        host_ptr = _check(cudart, cudart.cudaMallocHost(nbytes), f"cudaMallocHost({tensor.name})")
+        host_ptr = _check(cudart, cudart.cudaMallocHost(nbytes), f"cudaMallocHost({name})")
         self._host_ptrs.append(int(host_ptr))
         buffer = (ctypes.c_uint8 * nbytes).from_address(int(host_ptr))
-        self._host[tensor.name] = np.ctypeslib.as_array(buffer).reshape(tensor.shape)
-        self._order.append((tensor.name, int(device_ptr), nbytes))
-        if not self._context.set_tensor_address(tensor.name, int(device_ptr)):
-            raise BackendError(f"TensorRT refused the address of tensor {tensor.name}")
+        self._flat[name] = np.ctypeslib.as_array(buffer)
+        self._order.append((name, int(device_ptr), 0))
+        if not self._context.set_tensor_address(name, int(device_ptr)):
+            raise BackendError(f"TensorRT refused the address of tensor {name}")
+
+    def _set_shape(self, height: int, width: int) -> None:
+        """Make the context run frames of ``height`` x ``width``: input shape, output shapes
+        and host views; a CUDA graph (captured for one shape) is captured again.
+
+        Raises:
+            BackendError: a size outside the engine's shape profile.
+        """
+        (low_w, low_h), (high_w, high_h) = self.size_range
+        if not (low_w <= width <= high_w and low_h <= height <= high_h):
+            raise BackendError(
+                f"frame {width}x{height} is outside this engine's range {low_w}x{low_h} .. "
+                f"{high_w}x{high_h}"
+            )
+        if not self._context.set_input_shape(INPUT_NAME, (height, width, 3)):
+            raise BackendError(f"TensorRT refused input shape ({height}, {width}, 3)")
+        order = []
+        for name, device_ptr, _ in self._order:
+            shape = tuple(int(d) for d in self._context.get_tensor_shape(name))
+            nbytes = int(np.prod(shape))
+            self._host[name] = self._flat[name][:nbytes].reshape(shape)
+            order.append((name, device_ptr, nbytes))
+        self._order = order
+        self._shape = (height, width, 3)
+        if self._graph_exec is not None:
+            self._cudart.cudaGraphExecDestroy(self._graph_exec)
+            self._graph_exec = None
+            self.cuda_graph = self._capture_graph()
 
     def _capture_graph(self) -> bool:
         """Warm up, then capture copy + execute + copy as a CUDA graph.
@@ -483,7 +527,8 @@ class TensorRTBackend:
     # -- Backend protocol ------------------------------------------------------------------
 
     def execute(self, frame: np.ndarray) -> dict[str, np.ndarray]:
-        """Run the engine on one uint8 RGB frame (H, W, 3) at ``metadata.camera_size``.
+        """Run the engine on one uint8 RGB frame (H, W, 3) of any size its shape profile
+        takes (a change of size re-shapes the context once, then runs as fast).
 
         Returns:
             {output name: uint8 array}; the arrays are views of pinned buffers that the next
@@ -494,13 +539,14 @@ class TensorRTBackend:
         """
         if self._closed:
             raise BackendError("TensorRT backend is closed")
-        host_in = self._host[INPUT_NAME]
         ok = isinstance(frame, np.ndarray) and frame.dtype == np.uint8
-        if not ok or frame.shape != host_in.shape:
+        if not ok or frame.ndim != 3 or frame.shape[2] != 3:
             got = f"{frame.dtype} {frame.shape}" if isinstance(frame, np.ndarray) else type(frame)
-            raise BackendError(f"frame must be uint8 {host_in.shape}, got {got}")
+            raise BackendError(f"frame must be uint8 (H, W, 3), got {got}")
+        if frame.shape != self._shape:
+            self._set_shape(frame.shape[0], frame.shape[1])
         cudart = self._cudart
-        np.copyto(host_in, frame)
+        np.copyto(self._host[INPUT_NAME], frame)
         if self._graph_exec is not None:
             _check(cudart, cudart.cudaGraphLaunch(self._graph_exec, self._stream), "graph launch")
         else:
@@ -544,6 +590,7 @@ class TensorRTBackend:
         self.engine = None
         self._runtime = None
         self._host.clear()
+        self._flat.clear()
         for ptr in self._device_ptrs:
             cudart.cudaFree(ptr)
         for ptr in self._host_ptrs:
@@ -574,8 +621,27 @@ def _dtype_name(dtype: Any) -> str:
     return str(name).lower()
 
 
-def _io_problems(io: tuple[IOTensor, ...], expected: dict[str, tuple[int, ...]]) -> list[str]:
-    """Every way the engine's tensors differ from the fused-graph contract."""
+def profile_shapes(camera_size: tuple[int, int]) -> tuple[tuple[int, int, int], ...]:
+    """(min, opt, max) input shapes (H, W, 3) of the shape profile for an any-size graph made
+    for ``camera_size``: from PROFILE_MIN to PROFILE_MAX (or the camera size, if larger),
+    tuned for the camera size."""
+    w, h = camera_size
+    high_w, high_h = max(PROFILE_MAX[0], w), max(PROFILE_MAX[1], h)
+    low_w, low_h = min(PROFILE_MIN[0], w), min(PROFILE_MIN[1], h)
+    return (low_h, low_w, 3), (h, w, 3), (high_h, high_w, 3)
+
+
+def _io_problems(io: tuple[IOTensor, ...], camera_size: tuple[int, int]) -> list[str]:
+    """Every way the engine's tensors differ from the fused-graph contract: height and width
+    dynamic (-1) or, for a fixed graph, the camera size; uint8 everywhere."""
+    w, h = camera_size
+    expected = {
+        INPUT_NAME: (h, w, 3),
+        "labels": (h, w),
+        "confidence": (h, w),
+        "reflectance": (h, w, 3),
+        "illumination": (h, w),
+    }
     problems = []
     inputs = [t for t in io if t.mode == "input"]
     outputs = [t for t in io if t.mode == "output"]
@@ -589,10 +655,13 @@ def _io_problems(io: tuple[IOTensor, ...], expected: dict[str, tuple[int, ...]])
     for t in io:
         if t.name not in expected:
             continue
-        if any(d < 0 for d in t.shape):
-            problems.append(f"{t.name} has a dynamic shape {t.shape}; export a fixed camera size")
-        elif t.shape != expected[t.name]:
-            problems.append(f"{t.name} shape {t.shape}, expected {expected[t.name]}")
+        want = expected[t.name]
+        dynamic = len(t.shape) == len(want) and all(d == -1 for d in t.shape[:2])
+        if dynamic:
+            if t.shape[2:] != want[2:]:
+                problems.append(f"{t.name} shape {t.shape}, expected (-1, -1, {want[2]})")
+        elif t.shape != want:
+            problems.append(f"{t.name} shape {t.shape}, expected {want} or dynamic H, W")
         if t.dtype != "uint8":
             problems.append(f"{t.name} dtype {t.dtype}, expected uint8")
     return problems
@@ -611,6 +680,7 @@ def describe(backend: TensorRTBackend) -> str:
         f"model: {backend.metadata.model}, camera {backend.metadata.camera_size[0]}x"
         f"{backend.metadata.camera_size[1]}, net {backend.metadata.net_size[0]}x"
         f"{backend.metadata.net_size[1]}",
+        "frames: {}x{} .. {}x{}".format(*backend.size_range[0], *backend.size_range[1]),
     ]
     lines += [f"{t.mode:6s}  {t}" for t in backend.io]
     return "\n".join(lines)

@@ -24,7 +24,8 @@ class TorchBackend:
     Args:
         model_path: a lowlight_perception training checkpoint.
         device: "cpu" or a CUDA device index.
-        camera_size: (W, H) of the frames to segment (a checkpoint does not know its camera).
+        camera_size: (W, H) of the camera, as ``lowlight export --camera-size``: recorded in the
+            metadata (the warm-up size); frames of any size are segmented.
         net_size: (W, H) the network runs at; default: the checkpoint's training size.
         upsample: "labels" or "logits", as in ``lowlight export``.
 
@@ -62,9 +63,10 @@ class TorchBackend:
             net_size = (int(size[0]), int(size[1]))
         self._torch = torch
         self._device = torch.device("cpu" if device == "cpu" else f"cuda:{int(device)}")
-        self.graph = FusedGraph(model, camera_size, net_size, upsample).to(self._device).eval()
+        self.graph = FusedGraph(model, net_size, upsample).to(self._device).eval()
         self.metadata = build_metadata(model, camera_size, net_size, upsample, training_note(state))
         self.outputs = tuple(self.graph.output_names)
+        self.frame_size = None  # the fused module computes every resize from the frame
         self.device = str(self._device)
 
     def execute(self, frame: np.ndarray) -> dict[str, np.ndarray]:

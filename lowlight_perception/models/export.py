@@ -3,9 +3,11 @@
 Why fused: the node, the bag evaluator and a TensorRT engine should get exactly what they
 publish from one graph call, so pre- and post-processing run on the accelerator and the host
 only copies bytes (DESIGN.md, "Network contract"). The graph takes the uint8 RGB frame
-``(H, W, 3)`` at the fixed camera size and does, inside the graph: scaling to [0, 1], a bilinear
-resize to the net size, the network, softmax, argmax, the resize back to camera size and the
-casts to uint8. Outputs (TensorRT 10 accepts uint8 network I/O; no int64 leaves the graph):
+``(height, width, 3)`` of ANY size (both are dynamic axes: one model serves a 320x240 bag, a
+640x480 D435i and a 1280x720 stream) and does, inside the graph: the cast and scaling to
+[0, 1], a bilinear resize to the fixed net size, the network, softmax, argmax, the resize back
+to the frame's size (sizes computed from the frame's shape) and the casts to uint8. Outputs
+(TensorRT 10 accepts uint8 network I/O; no int64 leaves the graph), at the frame's size:
 
 * ``labels`` (H, W) uint8 class ids;
 * ``confidence`` (H, W) uint8 = round(max softmax x 255);
@@ -17,8 +19,10 @@ graph's output list is the record of what exists (a depth head, if built, is not
 Confidence is computed as 1 / sum(exp(logits - max)) rather than a full softmax: the same value,
 but ORT's channel-axis Softmax was the slowest op of the graph (lisu-small, 640x480 "logits":
 ~174 -> ~57 ms on 2 CPU cores). Every file carries ``ModelMetadata`` in its
-``metadata_props`` and verifies itself after writing: ONNX Runtime must reproduce the PyTorch
-fused module on procedural frames, or the file is deleted and ``ExportError`` raised.
+``metadata_props``, keeps TensorRT's ONNX rules (:func:`tensorrt_rule_problems`) and verifies
+itself after writing: ONNX Runtime must reproduce the PyTorch fused module on procedural frames
+at the camera size and at every size of :data:`CHECK_SIZES`, or the file is deleted and
+``ExportError`` raised.
 """
 
 from __future__ import annotations
@@ -41,15 +45,16 @@ from .. import __version__, atomic
 from ..camera import Intrinsics
 from ..classes import load_classes
 from ..errors import LowlightError
-from ..metadata import ModelMetadata
+from ..metadata import UPSAMPLE_MODES, ModelMetadata
 
-UPSAMPLE_MODES = ("labels", "logits")
 MIN_OPSET = 17
 MAX_OPSET = 20  # the newest opset torch's TorchScript (dynamo=False) exporter writes
 MIN_LABEL_AGREEMENT = 0.999
 INPUT_NAME = "frame"
 PRODUCER = "lowlight_perception"
 SAMPLE_SEED = 20240  # procedural frames used for the parity check
+CHECK_SIZES = ((320, 240), (640, 480), (848, 480), (1280, 720))
+"""Frame sizes (W, H) every export is also checked at: the D435i colour profiles users run."""
 
 
 class ExportError(LowlightError):
@@ -61,7 +66,7 @@ class TensorSpec:
     """One graph input or output: name, shape and numpy dtype name."""
 
     name: str
-    shape: tuple[int, ...]
+    shape: tuple[int | str, ...]  # "H" / "W": the frame's height / width (any size)
     dtype: str = "uint8"
 
 
@@ -78,7 +83,8 @@ class ParityReport:
     confidence_max_diff: int
     reflectance_max_diff: int | None
     illumination_max_diff: int | None
-    ort_ms: float  # median ONNX Runtime time per frame (CPU, this machine)
+    ort_ms: float  # median ONNX Runtime time per frame of the first frame's size (CPU)
+    sizes: tuple[tuple[int, int], ...] = ()  # (W, H) of the frames checked, in order
 
     @property
     def passed(self) -> bool:
@@ -99,34 +105,28 @@ class ExportReport:
 
 
 class FusedGraph(nn.Module):
-    """uint8 camera frame ``(H, W, 3)`` -> the node's uint8 outputs, as a tuple.
+    """uint8 camera frame ``(H, W, 3)`` of any size -> the node's uint8 outputs at that size.
+
+    The network runs at the fixed ``net_size``; the resize to it and every resize back to the
+    frame's size are computed from the frame's shape inside the graph, so one exported model
+    serves a 320x240 bag, a 640x480 D435i stream and a 1280x720 one alike.
 
     Args:
         model: a LowlightModel (``forward(rgb) -> dict`` with ``logits`` and optional
             ``reflectance`` / ``illumination``), in eval mode.
-        camera_size: (W, H) of the input frame and of every output.
         net_size: (W, H) the network runs at.
-        upsample: "labels" (argmax at net size, nearest labels / bilinear confidence to camera
-            size: cheap) or "logits" (bilinear logits to camera size first: sharper, slower).
+        upsample: "labels" (argmax at net size, nearest labels / bilinear confidence to the
+            frame's size: cheap) or "logits" (bilinear logits to the frame's size first:
+            sharper, slower).
     """
 
-    def __init__(
-        self,
-        model: nn.Module,
-        camera_size: tuple[int, int],
-        net_size: tuple[int, int],
-        upsample: str = "labels",
-    ) -> None:
+    def __init__(self, model: nn.Module, net_size: tuple[int, int], upsample: str = "labels"):
         super().__init__()
         if upsample not in UPSAMPLE_MODES:
             raise ExportError(f"upsample must be one of {UPSAMPLE_MODES}, got {upsample!r}")
         self.model = model.eval()
-        self.camera_hw = (int(camera_size[1]), int(camera_size[0]))
         self.net_hw = (int(net_size[1]), int(net_size[0]))
         self.upsample = upsample
-        # nearest neighbour by pixel centres as exact integer gathers: identical in every runtime
-        self.register_buffer("rows", _nearest_index(self.net_hw[0], self.camera_hw[0]), False)
-        self.register_buffer("cols", _nearest_index(self.net_hw[1], self.camera_hw[1]), False)
         try:
             with torch.no_grad():
                 probe = model(torch.zeros(1, 3, *self.net_hw))
@@ -139,9 +139,10 @@ class FusedGraph(nn.Module):
         extra = [key for key in ("reflectance", "illumination") if probe.get(key) is not None]
         self.output_names = ("labels", "confidence", *extra)
 
-    def output_specs(self) -> tuple[TensorSpec, ...]:
-        """Names and shapes of the graph outputs, in order."""
-        h, w = self.camera_hw
+    def output_specs(self, camera_size: tuple[int | str, int | str]) -> tuple[TensorSpec, ...]:
+        """Names and shapes of the graph outputs for a frame of ``camera_size`` (W, H; or
+        ("W", "H") for the graph's symbolic shapes)."""
+        w, h = camera_size
         shapes = {
             "labels": (h, w),
             "confidence": (h, w),
@@ -151,38 +152,46 @@ class FusedGraph(nn.Module):
         return tuple(TensorSpec(name, shapes[name]) for name in self.output_names)
 
     def forward(self, frame: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        rgb = frame.permute(2, 0, 1).unsqueeze(0).float() / 255.0
-        if self.net_hw != self.camera_hw:
-            rgb = F.interpolate(rgb, size=self.net_hw, mode="bilinear", align_corners=False)
+        # Cast first: TensorRT takes uint8 only as a network input feeding a Cast, or as an
+        # output made by a Cast (onnx-tensorrt docs/operators.md)
+        pixels = frame.float()
+        size = (pixels.shape[0], pixels.shape[1])  # traced as Shape of the Cast: no If
+        rgb = pixels.permute(2, 0, 1).unsqueeze(0) / 255.0
+        rgb = F.interpolate(rgb, size=self.net_hw, mode="bilinear", align_corners=False)
         out = self.model(rgb)
         logits = out["logits"]
         if self.upsample == "logits":
-            logits = self._to_camera(logits)
+            logits = _bilinear(logits, size)
         # max softmax = 1 / sum(exp(logits - max)): no full softmax (ORT's Softmax over the
         # channel axis of NCHW is its slowest op here), and argmax of logits = argmax of softmax
         top, labels = logits.max(dim=1, keepdim=True)
-        conf = 1.0 / torch.exp(logits - top).sum(dim=1)  # (1, h, w)
-        labels = labels[:, 0].float()  # int64 ArgMax never leaves the graph
-        if self.upsample == "labels" and self.net_hw != self.camera_hw:
-            labels = labels[:, self.rows][:, :, self.cols]
-            conf = self._to_camera(conf.unsqueeze(1)).squeeze(1)
-        results = [labels[0].to(torch.uint8), _to_uint8(conf[0])]
+        conf = 1.0 / torch.exp(logits - top).sum(dim=1, keepdim=True)  # (1, 1, h, w)
+        labels = labels[0, 0].float()  # int64 ArgMax never leaves the graph
+        if self.upsample == "labels":
+            rows = _nearest_index(self.net_hw[0], size[0])
+            cols = _nearest_index(self.net_hw[1], size[1])
+            labels = labels[rows][:, cols]
+            conf = _bilinear(conf, size)
+        results = [labels.to(torch.uint8), _to_uint8(conf[0, 0])]
         if "reflectance" in self.output_names:
-            results.append(_to_uint8(self._to_camera(out["reflectance"])[0].permute(1, 2, 0)))
+            results.append(_to_uint8(_bilinear(out["reflectance"], size)[0].permute(1, 2, 0)))
         if "illumination" in self.output_names:
-            results.append(_to_uint8(self._to_camera(out["illumination"])[0, 0]))
+            results.append(_to_uint8(_bilinear(out["illumination"], size)[0, 0]))
         return tuple(results)
 
-    def _to_camera(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-2:] == self.camera_hw:
-            return x
-        return F.interpolate(x, size=self.camera_hw, mode="bilinear", align_corners=False)
+
+def _bilinear(x: torch.Tensor, size: tuple[Any, Any]) -> torch.Tensor:
+    """Bilinear resize of NCHW ``x`` to ``size`` (H, W), half-pixel centres; traced sizes stay
+    dynamic in the graph."""
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
-def _nearest_index(src: int, dst: int) -> torch.Tensor:
-    """Source index of each of ``dst`` pixels, matching pixel centres (half-pixel nearest)."""
-    idx = np.floor((np.arange(dst) + 0.5) * src / dst).astype(np.int64)
-    return torch.from_numpy(np.minimum(idx, src - 1))
+def _nearest_index(src: int, dst: Any) -> torch.Tensor:
+    """Source index of each of ``dst`` pixels by pixel centres, floor((i + 0.5) * src / dst),
+    in exact integer arithmetic: identical in every runtime, and ``dst`` may be a traced size.
+    Never beyond ``src - 1``, as 2i + 1 < 2 dst."""
+    i = torch.arange(dst)
+    return torch.div((2 * i + 1) * src, 2 * dst, rounding_mode="floor")
 
 
 def _to_uint8(x: torch.Tensor) -> torch.Tensor:
@@ -260,7 +269,8 @@ def export_onnx(
     frames: int = 4,
     training: str = "random init",
 ) -> ExportReport:
-    """Write ``model`` as a fused uint8-in/uint8-out ONNX graph and verify it.
+    """Write ``model`` as a fused uint8-in/uint8-out ONNX graph for frames of any size and
+    verify it.
 
     The file appears at ``out`` only after it passed verification (written to a temporary
     file in the same directory, then renamed), so a bad export never replaces a good one.
@@ -268,11 +278,13 @@ def export_onnx(
     Args:
         model: a LowlightModel; it is put in eval mode.
         out: destination ``.onnx`` path.
-        camera_size: (W, H) of the camera frames the graph takes.
+        camera_size: (W, H) of the camera the model is meant for: the parity check's main
+            size and the optimum of a TensorRT engine's shape profile. The graph takes any
+            size; it is also checked at every size of :data:`CHECK_SIZES`.
         net_size: (W, H) the network runs at.
         upsample: "labels" or "logits" (see ``FusedGraph``).
         opset: ONNX opset (17..20).
-        frames: procedural frames for the ONNX Runtime parity check (>= 1).
+        frames: procedural frames at ``camera_size`` for the ONNX Runtime parity check (>= 1).
         training: note on how the weights were trained (see ``training_note``).
 
     Returns:
@@ -280,15 +292,17 @@ def export_onnx(
 
     Raises:
         ExportError: bad options, a failing export, or parity below 99.9 % label agreement
-            (nothing is left at ``out`` then).
+            at any checked size (nothing is left at ``out`` then).
     """
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise ExportError(f"opset {opset} unsupported: use {MIN_OPSET}..{MAX_OPSET}")
     if frames < 1:
         raise ExportError("parity check needs at least 1 frame")
+    if min(camera_size) < 1:
+        raise ExportError(f"camera size must be positive, got {camera_size[0]}x{camera_size[1]}")
     model = model.eval()
     check_net_size(model, net_size)
-    fused = FusedGraph(model, camera_size, net_size, upsample).eval()
+    fused = FusedGraph(model, net_size, upsample).eval()
     meta = build_metadata(model, camera_size, net_size, upsample, training)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -297,7 +311,7 @@ def export_onnx(
     tmp = Path(tmp_name)
     try:
         write_graph(fused, tmp, meta, opset)
-        parity = verify_onnx(tmp, fused, sample_frames(camera_size, frames))
+        parity = verify_onnx(tmp, fused, parity_frames(camera_size, frames))
         if not parity.passed:
             raise ExportError(
                 f"ONNX Runtime disagrees with PyTorch: label agreement "
@@ -307,28 +321,42 @@ def export_onnx(
         atomic.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
-    h, w = fused.camera_hw
     return ExportReport(
         path=out,
         metadata=meta,
-        inputs=(TensorSpec(INPUT_NAME, (h, w, 3)),),
-        outputs=fused.output_specs(),
+        inputs=(TensorSpec(INPUT_NAME, ("H", "W", 3)),),
+        outputs=fused.output_specs(("W", "H")),
         opset=opset,
         file_bytes=out.stat().st_size,
         parity=parity,
     )
 
 
+def parity_frames(camera_size: tuple[int, int], count: int) -> list[np.ndarray]:
+    """``count`` procedural frames at ``camera_size``, then one at each other size of
+    :data:`CHECK_SIZES` (the first frame, resized: rendering at 1280x720 costs more than
+    checking)."""
+    from ..data.transforms import resize_array
+
+    frames = sample_frames(camera_size, count)
+    for w, h in CHECK_SIZES:
+        if (w, h) != tuple(camera_size):
+            frames.append(np.array(resize_array(frames[0], w, h, nearest=False)))
+    return frames
+
+
 def write_graph(fused: FusedGraph, path: Path, meta: ModelMetadata, opset: int) -> None:
-    """Trace ``fused`` to ONNX at ``path`` (legacy exporter) and stamp metadata and docs.
+    """Trace ``fused`` to ONNX at ``path`` (legacy exporter) with the frame's height and width
+    as dynamic axes, and stamp metadata and docs.
 
     Raises:
         ExportError: if tracing or the ONNX checker fails.
     """
     import onnx
 
-    h, w = fused.camera_hw
+    w, h = meta.camera_size
     frame = torch.zeros(h, w, 3, dtype=torch.uint8)
+    dims = {0: "height", 1: "width"}
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # the legacy exporter's deprecation notices
@@ -340,18 +368,27 @@ def write_graph(fused: FusedGraph, path: Path, meta: ModelMetadata, opset: int) 
                 opset_version=opset,
                 input_names=[INPUT_NAME],
                 output_names=list(fused.output_names),
+                dynamic_axes={name: dims for name in (INPUT_NAME, *fused.output_names)},
                 do_constant_folding=True,
             )
         proto = onnx.load(str(path))
+        for value in proto.graph.output:  # the exporter leaves reflectance's 3 symbolic
+            if value.name == "reflectance":
+                value.type.tensor_type.shape.dim[2].ClearField("dim_param")
+                value.type.tensor_type.shape.dim[2].dim_value = 3
+        problems = tensorrt_rule_problems(proto)
+        if problems:
+            raise ExportError(f"graph breaks TensorRT's ONNX rules: {'; '.join(problems)}")
         del proto.metadata_props[:]
         for key, value in meta.to_props().items():
             proto.metadata_props.add(key=key, value=value)
         proto.producer_name = PRODUCER
         proto.producer_version = __version__
         proto.doc_string = (
-            f"lowlight_perception {meta.model}: uint8 RGB frame {INPUT_NAME} ({h}, {w}, 3) -> "
-            f"{', '.join(fused.output_names)} (uint8, camera size {w}x{h}); network at "
-            f"{meta.net_size[0]}x{meta.net_size[1]}, upsample={meta.upsample}."
+            f"lowlight_perception {meta.model}: uint8 RGB frame {INPUT_NAME} (height, width, 3) "
+            f"of any size -> {', '.join(fused.output_names)} (uint8, at the frame's size); "
+            f"network at {meta.net_size[0]}x{meta.net_size[1]}, upsample={meta.upsample}; "
+            f"made for a {w}x{h} camera."
         )
         proto.graph.doc_string = proto.doc_string
         onnx.checker.check_model(proto)
@@ -361,6 +398,40 @@ def write_graph(fused: FusedGraph, path: Path, meta: ModelMetadata, opset: int) 
     except Exception as err:  # torch/onnx raise many types; report one readable line
         first = (str(err).strip().splitlines() or [""])[0]
         raise ExportError(f"ONNX export failed: {type(err).__name__}: {first}") from err
+
+
+def tensorrt_rule_problems(proto: Any) -> list[str]:
+    """Where an ONNX graph breaks rules of TensorRT 10's ONNX parser that ONNX Runtime does not
+    have (onnx-tensorrt, release/10.x: docs/operators.md "UINT8 is only supported as network
+    input or output"; ModelImporter.cpp rejects UINT8 intermediate tensors; NVIDIA/TensorRT
+    #3985: a UINT8 input must feed a Cast directly), plus no If / Loop / Scan (control flow
+    whose branches may differ in rank, and data-dependent shapes in an engine).
+
+    Returns:
+        One readable line per problem; empty when the graph keeps the rules.
+    """
+    import onnx
+
+    graph = onnx.shape_inference.infer_shapes(proto).graph
+    uint8 = onnx.TensorProto.UINT8
+    types = {
+        v.name: v.type.tensor_type.elem_type
+        for v in (*graph.input, *graph.output, *graph.value_info)
+    }
+    types.update({init.name: init.data_type for init in graph.initializer})
+    inputs = {v.name for v in graph.input}
+    outputs = {v.name for v in graph.output}
+    problems = []
+    for node in graph.node:
+        if node.op_type in ("If", "Loop", "Scan"):
+            problems.append(f"{node.op_type} node {node.name!r}")
+        for name in node.input:
+            if types.get(name) == uint8 and not (name in inputs and node.op_type == "Cast"):
+                problems.append(f"uint8 tensor {name!r} feeds {node.op_type} {node.name!r}")
+        for name in node.output:
+            if types.get(name) == uint8 and not (name in outputs and node.op_type == "Cast"):
+                problems.append(f"uint8 tensor {name!r} made by {node.op_type} {node.name!r}")
+    return problems
 
 
 def ort_session(path: str | Path, threads: int = 0) -> Any:
@@ -374,21 +445,23 @@ def ort_session(path: str | Path, threads: int = 0) -> Any:
 
 
 def verify_onnx(path: str | Path, fused: FusedGraph, frames: list[np.ndarray]) -> ParityReport:
-    """Run ``path`` on ONNX Runtime and ``fused`` in PyTorch on the same frames and compare.
+    """Run ``path`` on ONNX Runtime and ``fused`` in PyTorch on the same frames (of any sizes)
+    and compare.
 
     Raises:
         ExportError: if the graph's outputs differ in names, shapes or dtypes from ``fused``.
     """
     session = ort_session(path)
-    expected = fused.output_specs()
-    got = tuple(o.name for o in session.get_outputs())
-    if got != tuple(s.name for s in expected):
-        raise ExportError(f"graph outputs {got} differ from {[s.name for s in expected]}")
+    names = tuple(o.name for o in session.get_outputs())
+    if names != fused.output_names:
+        raise ExportError(f"graph outputs {names} differ from {list(fused.output_names)}")
     agreement, diffs, times = [], {name: 0 for name in fused.output_names[1:]}, []
     for frame in frames:
+        expected = fused.output_specs((frame.shape[1], frame.shape[0]))
         start = time.perf_counter()
         onnx_out = session.run(None, {INPUT_NAME: frame})
-        times.append(time.perf_counter() - start)
+        if frame.shape == frames[0].shape:
+            times.append(time.perf_counter() - start)
         with torch.no_grad():
             torch_out = [t.numpy() for t in fused(torch.from_numpy(frame))]
         for spec, a, b in zip(expected, onnx_out, torch_out, strict=True):
@@ -409,6 +482,7 @@ def verify_onnx(path: str | Path, fused: FusedGraph, frames: list[np.ndarray]) -
         reflectance_max_diff=diffs.get("reflectance"),
         illumination_max_diff=diffs.get("illumination"),
         ort_ms=1000.0 * float(np.median(times)),
+        sizes=tuple(dict.fromkeys((f.shape[1], f.shape[0]) for f in frames)),
     )
 
 

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..config import DEMO_MODEL
+
 NODE_NAME = "lowlight_perception"
+PARAMS_KEY = f"/**/{NODE_NAME}"
+"""The params file's root key: matches the node in any namespace (rcl's ``/**`` wildcard)."""
+LABEL_INFO = "label_info"
+"""``~/label_info``: vision_msgs/LabelInfo, reliable + transient_local, published once on
+configure (Nav2's semantic segmentation layer drops every frame until it has one)."""
 
 # RealSense (realsense2_camera, align_depth.enable:=true) topic names; remap to change them.
 COLOR_TOPIC = "/camera/camera/color/image_raw"
@@ -83,33 +90,34 @@ class Param:
     high: float | None = None
     choices: tuple[str, ...] = ()
     dynamic: bool = False
+    any_type: bool = False  # declared with dynamic typing (``device``: "auto", "cpu" or 0)
 
 
 PARAMS = (
     Param(
         "model_path",
-        "",
-        "exported .onnx, TensorRT .engine/.plan or .pt checkpoint; a relative "
-        "path resolves in share/lowlight_perception/models",
+        DEMO_MODEL,
+        "exported .onnx, TensorRT .engine/.plan or .pt checkpoint; a relative path resolves in "
+        "share/lowlight_perception/models (default: the shipped demo model)",
     ),
     Param(
         "backend", "auto", "inference runtime", choices=("auto", "tensorrt", "onnxruntime", "torch")
     ),
-    Param("device", 0, "CUDA device index; -1 runs on the CPU", low=-1, high=64),
+    Param(
+        "device",
+        "auto",
+        "auto (GPU 0 when the backend can use one, else the CPU), cpu (or -1), or a CUDA index",
+        any_type=True,
+    ),
     Param("threads", 0, "ONNX Runtime CPU threads (0 = its default)", low=0, high=256),
     Param("precision", "fp16", "TensorRT precision", choices=("fp16", "fp32")),
     Param("engine_cache_dir", "", "where TensorRT engines are cached (empty: next to the ONNX)"),
-    Param(
-        "host_resize",
-        False,
-        "resize frames of another size than the model's on the host (otherwise they are refused)",
-    ),
     Param("use_depth", True, "pair colour with aligned depth (needed for semantic_points)"),
     Param("sync_slop", 0.02, "max colour/depth stamp difference in seconds", low=0.0, high=1.0),
     Param(
         "qos_reliability",
         "auto",
-        "input reliability: auto matches each publisher",
+        "input reliability: auto is reliable only when every publisher is (rosbag2's rule)",
         choices=("auto", "reliable", "best_effort"),
     ),
     Param(
@@ -121,9 +129,16 @@ PARAMS = (
         dynamic=True,
     ),
     Param(
+        "organized_cloud",
+        False,
+        "semantic_points as an organised H x W cloud, NaN where depth is invalid, no "
+        "decimation or filtering (what Nav2's semantic segmentation layer indexes by pixel)",
+        dynamic=True,
+    ),
+    Param(
         "point_decimation",
         4,
-        "use every n-th pixel in each direction for semantic_points",
+        "use every n-th pixel in each direction for semantic_points (unorganised cloud)",
         low=1,
         high=32,
         dynamic=True,
@@ -131,7 +146,7 @@ PARAMS = (
     Param(
         "min_confidence",
         0.0,
-        "drop points whose confidence (0..1) is lower",
+        "drop points whose confidence (0..1) is lower (unorganised cloud)",
         low=0.0,
         high=1.0,
         dynamic=True,
@@ -139,7 +154,7 @@ PARAMS = (
     Param(
         "max_depth",
         10.0,
-        "drop points farther than this (metres)",
+        "drop points farther than this (metres; unorganised cloud)",
         low=0.1,
         high=100.0,
         dynamic=True,

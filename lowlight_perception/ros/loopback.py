@@ -21,7 +21,7 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Header
 
-from ..config import share_dir
+from ..fastdds import apply_default_profile
 from .codecs import numpy_to_image
 from .interface import CAMERA_INFO_TOPIC, COLOR_TOPIC, DEPTH_TOPIC, NODE_NAME, OUTPUTS
 
@@ -33,17 +33,6 @@ def qos(reliable: bool) -> QoSProfile:
 
 def stamp_key(header: Header) -> tuple[int, int]:
     return header.stamp.sec, header.stamp.nanosec
-
-
-def fastdds_profile() -> str:
-    """The shipped Fast DDS profile for camera-size images (see config/)."""
-    return str(share_dir() / "config" / "fastdds_large_images.xml")
-
-
-def profile_env() -> dict[str, str]:
-    """Environment selecting that profile: Fast DDS 3 (Kilted) and 2 (Humble, Jazzy) names."""
-    path = fastdds_profile()
-    return {"FASTDDS_DEFAULT_PROFILES_FILE": path, "FASTRTPS_DEFAULT_PROFILES_FILE": path}
 
 
 class LoopbackClient(Node):
@@ -152,14 +141,11 @@ def header(index: int, frame_id: str = "camera_color_optical_frame") -> Header:
 
 
 def start_node(model: Path, domain: int, **params) -> subprocess.Popen:
-    """``perception_node`` in its own process on DDS domain ``domain``."""
-    values = {"model_path": str(model), "device": -1, "use_depth": False, **params}
+    """``perception_node`` in its own process on DDS domain ``domain`` (it selects the Fast
+    DDS profile for itself, as it does when a user starts it)."""
+    values = {"model_path": str(model), "device": "cpu", "use_depth": False, **params}
     args = [f"{k}:={str(v).lower() if isinstance(v, bool) else v}" for k, v in values.items()]
-    env = {
-        **os.environ,
-        "ROS_DOMAIN_ID": str(domain),
-        **profile_env(),
-    }
+    env = {**os.environ, "ROS_DOMAIN_ID": str(domain)}
     cmd = [sys.executable, "-m", "lowlight_perception.ros.node", "--ros-args"]
     for arg in args:
         cmd += ["-p", arg]
@@ -200,6 +186,9 @@ def measure(
 
 
 def new_context(domain: int):
+    """An rclpy context on ``domain``; this process gets the shipped Fast DDS profile first
+    unless one is chosen (as the node does)."""
+    apply_default_profile()
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=domain)
     return context

@@ -1,11 +1,14 @@
 """``perception_node``: the lifecycle node that runs on the robot.
 
 RealSense colour (+ aligned depth, camera_info) in; labels, confidence, coloured labels, overlay,
-reflectance, illumination and a semantic point cloud out, every output with the input's header.
-Configure loads and warms the model; activate subscribes; deactivate and cleanup release. The
-executor only stashes messages: a worker thread owns inference and holds a single latest-frame
-slot, so a slow model drops old frames (newest wins, counted) and never blocks the executor.
-Bad input is logged (rate-limited per kind), skipped, and the node keeps serving.
+reflectance, illumination and a semantic point cloud out, every output with the input's header,
+plus ``~/label_info`` (vision_msgs/LabelInfo, latched) where vision_msgs exists. Configure loads
+and warms the model; activate subscribes; deactivate and cleanup release. The executor only
+stashes messages: a worker thread owns inference and holds a single latest-frame slot, so a slow
+model drops old frames (newest wins, counted) and never blocks the executor. Frames of any size
+are served (one model, any camera profile); colour and depth pair per stream (same size) by
+stamp. Bad input is logged (rate-limited per kind), skipped, and the node keeps serving; a stamp
+that jumps back (a looped bag, a stepped clock) resets pairing instead of blocking later frames.
 """
 
 from __future__ import annotations
@@ -26,18 +29,24 @@ from rcl_interfaces.msg import (
     ParameterDescriptor,
     SetParametersResult,
 )
+from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
+from ..camera import Intrinsics
+from ..classes import blend
 from ..config import share_dir
 from ..errors import LowlightError
+from ..fastdds import apply_default_profile
 from .codecs import (
     DEPTH_MM_ENCODINGS,
+    CameraInfoError,
     ImageError,
     camera_info_to_intrinsics,
     depth_to_metres,
+    distortion_warning,
     image_to_numpy,
     numpy_to_image,
     rgb_view,
@@ -46,6 +55,7 @@ from .interface import (
     CAMERA_INFO_TOPIC,
     COLOR_TOPIC,
     DEPTH_TOPIC,
+    LABEL_INFO,
     NODE_NAME,
     OUTPUTS,
     PARAMS,
@@ -54,16 +64,32 @@ from .interface import (
 )
 from .pointcloud import semantic_points, to_pointcloud2
 
+try:  # vision_msgs has no PyPI wheel: ~/label_info exists where a ROS install provides it
+    from vision_msgs.msg import LabelInfo, VisionClass
+except ImportError:  # pragma: no cover - depends on the machine
+    LabelInfo = VisionClass = None
+
 WARN_PERIOD_S = 5.0
+MAX_STREAMS = 4  # colour/depth sizes paired at once (a stray stream cannot grow memory)
 TOGGLES = {o.name: o.toggle for o in OUTPUTS}
 OUTPUT_QOS = QoSProfile(
     depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE
 )
 # Reliable + keep-last 1 reaches both reliable subscribers and RViz (best effort or reliable).
+LABEL_INFO_QOS = QoSProfile(
+    depth=1,
+    history=HistoryPolicy.KEEP_LAST,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+"""What Nav2's semantic segmentation layer subscribes to label info with: reliable,
+transient_local (kiwicampus/semantic_segmentation_layer, humble and jazzy,
+src/semantic_segmentation_layer.cpp: ``tl_qos_profile``); a volatile publisher would not match."""
 
 
 def _descriptor(p: Param) -> ParameterDescriptor:
     d = ParameterDescriptor(description=p.description, read_only=False)
+    d.dynamic_typing = p.any_type
     if p.choices:
         d.additional_constraints = "one of: " + ", ".join(p.choices)
     if p.low is not None and isinstance(p.default, float):
@@ -77,6 +103,14 @@ def _descriptor(p: Param) -> ParameterDescriptor:
 
 def check_value(p: Param, value: Any) -> str | None:
     """Why ``value`` is not acceptable for ``p`` (None if it is)."""
+    if p.name == "device":
+        from ..inference.segmenter import parse_device
+
+        try:
+            parse_device(value)
+        except LowlightError as err:
+            return str(err)
+        return None
     if isinstance(p.default, bool) != isinstance(value, bool) or not isinstance(
         value, type(p.default) if not isinstance(p.default, float) else (int, float)
     ):
@@ -88,6 +122,21 @@ def check_value(p: Param, value: Any) -> str | None:
     return None
 
 
+def subscribe_reliability(publishers: list[ReliabilityPolicy]) -> ReliabilityPolicy:
+    """The reliability to subscribe with for these publishers, by rosbag2's rule: reliable
+    only when every publisher offers reliable (or there is none yet: realsense-ros publishes
+    SYSTEM_DEFAULT, which is reliable), best effort as soon as one does not, because a
+    reliable subscription gets nothing from a best-effort publisher. ros2/rosbag2, humble and
+    jazzy, rosbag2_transport/src/rosbag2_transport/qos.cpp ``adapt_request_to_offers``."""
+    if all(r == ReliabilityPolicy.RELIABLE for r in publishers):
+        return ReliabilityPolicy.RELIABLE
+    return ReliabilityPolicy.BEST_EFFORT
+
+
+def stamp_ns(msg: Any) -> int:
+    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+
+
 @dataclass
 class Stats:
     """Counters and recent timings for /diagnostics."""
@@ -95,7 +144,9 @@ class Stats:
     received: int = 0
     processed: int = 0
     dropped: int = 0
+    stamp_resets: int = 0
     bad: dict[str, int] = field(default_factory=lambda: collections.defaultdict(int))
+    bad_reported: int = 0  # bad frames counted when /diagnostics last went out
     arrivals: collections.deque = field(default_factory=lambda: collections.deque(maxlen=60))
     outputs: collections.deque = field(default_factory=lambda: collections.deque(maxlen=60))
     latency: collections.deque = field(default_factory=lambda: collections.deque(maxlen=60))
@@ -129,18 +180,24 @@ class PerceptionNode(LifecycleNode):
         self.segmenter = None
         self.stats = Stats()
         self._outputs: dict[str, Any] = {}
+        self._label_info = None
         self._subs: dict[str, tuple[Any, ReliabilityPolicy]] = {}
-        self._diag_timer = None
         self._sub_timer = None
         self._slot: Pending | None = None
         self._slot_lock = threading.Condition()
-        self._depth_buffer: collections.deque = collections.deque(maxlen=8)
-        self._waiting: Pending | None = None
-        self._camera_info: CameraInfo | None = None
         self._worker: threading.Thread | None = None
         self._running = False
         self._warned: dict[str, float] = {}
-        self._last_stamp: dict[str, int] = {}
+        self._reset_inputs()
+        # one /diagnostics publisher for the node's life; it reports while unconfigured too
+        self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._diag_period = float(self.p("diagnostics_period"))
+        self._diag_timer = self._steady_timer(self._diag_period, self._publish_diagnostics)
+
+    def _steady_timer(self, period: float, callback: Any) -> Any:
+        """A timer on the steady clock: with use_sim_time a ROS-time timer stops while no
+        /clock arrives (a paused or delayed bag), and these must not."""
+        return self.create_timer(period, callback, clock=Clock(clock_type=ClockType.STEADY_TIME))
 
     # ----------------------------------------------------------------------- parameters
 
@@ -184,52 +241,61 @@ class PerceptionNode(LifecycleNode):
     # ----------------------------------------------------------------------- lifecycle
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Load and warm the model. Any failure is logged with its cause and leaves the node
+        unconfigured, so it can be configured again (rclpy would swallow an exception)."""
         from ..inference import Segmenter
 
+        segmenter = None
         try:
             for spec in PARAMS:  # catches values given on the command line / in params files
                 problem = check_value(spec, self.p(spec.name))
                 if problem:
                     raise LowlightError(problem)
             model = self.resolve_model()
-            device = self.p("device")
-            self.segmenter = Segmenter(
+            segmenter = Segmenter(
                 model,
                 self.p("backend"),
-                "cpu" if device < 0 else device,
-                host_resize=self.p("host_resize"),
+                self.p("device"),
                 threads=self.p("threads"),
                 precision=self.p("precision"),
                 cache_dir=self.p("engine_cache_dir") or None,
             )
-            w, h = self.segmenter.camera_size
-            self.segmenter.segment(np.zeros((h, w, 3), np.uint8))  # warm-up: allocations, engine
-        except LowlightError as err:
-            self.get_logger().error(f"configure failed: {err}")
-            self.segmenter = None
+            segmenter.warm_up()  # allocations, engine set-up, the output contract
+        except Exception as err:  # a bad model must never leave the node wedged
+            if segmenter is not None:
+                segmenter.close()
+            text = str(err) if isinstance(err, LowlightError) else f"{type(err).__name__}: {err}"
+            self.get_logger().error(f"configure failed: {text}")
             return TransitionCallbackReturn.FAILURE
+        self.segmenter = segmenter
         for out in OUTPUTS:
             msg_type = PointCloud2 if out.msg_type.endswith("PointCloud2") else Image
             self._outputs[out.name] = self.create_publisher(msg_type, f"~/{out.name}", OUTPUT_QOS)
-        self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._diag_timer = self.create_timer(
-            self.p("diagnostics_period"), self._publish_diagnostics
-        )
-        meta = self.segmenter.metadata
+        self._publish_label_info()
+        if float(self.p("diagnostics_period")) != self._diag_period:
+            self.destroy_timer(self._diag_timer)
+            self._diag_period = float(self.p("diagnostics_period"))
+            self._diag_timer = self._steady_timer(self._diag_period, self._publish_diagnostics)
+        meta = segmenter.metadata
         self.get_logger().info(
-            f"configured: {meta.model} on {self.segmenter.backend.name} "
-            f"({self.segmenter.backend.device}), camera {w}x{h}, network "
-            f"{meta.net_size[0]}x{meta.net_size[1]}"
+            f"configured: {meta.model} on {segmenter.backend.name} ({segmenter.backend.device}: "
+            f"{segmenter.reason}), network {meta.net_size[0]}x{meta.net_size[1]}, "
+            + (
+                "frames of any size"
+                if segmenter.frame_size is None
+                else f"frames of {segmenter.frame_size[0]}x{segmenter.frame_size[1]} only"
+            )
         )
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.stats = Stats()
+        self._reset_inputs()  # a new session: no stamp order, no half pairs from before
         self._running = True
         self._worker = threading.Thread(target=self._work, name="lowlight-inference", daemon=True)
         self._worker.start()
         self._update_subscriptions()
-        self._sub_timer = self.create_timer(1.0, self._update_subscriptions)
+        self._sub_timer = self._steady_timer(1.0, self._update_subscriptions)
         return TransitionCallbackReturn.SUCCESS
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -261,21 +327,30 @@ class PerceptionNode(LifecycleNode):
 
     def _release(self) -> None:
         self._stop_inputs()
-        if self._diag_timer is not None:
-            self.destroy_timer(self._diag_timer)
-            self._diag_timer = None
         for pub in self._outputs.values():
             self.destroy_publisher(pub)
         self._outputs.clear()
+        if self._label_info is not None:
+            self.destroy_publisher(self._label_info)
+            self._label_info = None
         if self.segmenter is not None:
             self.segmenter.close()
             self.segmenter = None
 
+    def _reset_inputs(self) -> None:
+        """Forget stamp order and half-made pairs (on activate and when time jumps back)."""
+        self._last_stamp: dict[str, int] = {}
+        self._depth: collections.OrderedDict[tuple[int, int], collections.deque] = (
+            collections.OrderedDict()
+        )
+        self._waiting: dict[tuple[int, int], Pending] = {}
+        self._intrinsics: dict[tuple[int, int], Intrinsics] = {}
+
     # ----------------------------------------------------------------------- inputs
 
     def _reliability(self, topic: str) -> ReliabilityPolicy:
-        """The reliability to subscribe with: forced by the parameter, or matching the
-        publishers (as ``ros2 bag record`` does): best effort only if every publisher is."""
+        """Forced by ``qos_reliability``, or :func:`subscribe_reliability` of the topic's
+        publishers."""
         forced = self.p("qos_reliability")
         if forced != "auto":
             return (
@@ -284,9 +359,7 @@ class PerceptionNode(LifecycleNode):
                 else ReliabilityPolicy.BEST_EFFORT
             )
         infos = self.get_publishers_info_by_topic(topic)
-        if infos and all(i.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT for i in infos):
-            return ReliabilityPolicy.BEST_EFFORT
-        return ReliabilityPolicy.RELIABLE
+        return subscribe_reliability([i.qos_profile.reliability for i in infos])
 
     def _update_subscriptions(self) -> None:
         """(Re)create input subscriptions whose publishers' reliability changed."""
@@ -315,11 +388,21 @@ class PerceptionNode(LifecycleNode):
             )
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
-        self._camera_info = msg
+        """Keep the intrinsics of each stream size; refuse a calibration that is not one."""
+        try:
+            intrinsics = camera_info_to_intrinsics(msg)
+        except CameraInfoError as err:
+            self._bad("camera_info", f"camera_info refused: {err}")
+            return
+        note = distortion_warning(msg)
+        if note and "distortion" not in self._warned:
+            self._warned["distortion"] = time.monotonic()  # once for the node's life
+            self.get_logger().warning(note)
+        self._intrinsics[(intrinsics.width, intrinsics.height)] = intrinsics
 
-    def _bad(self, kind: str, err: Exception) -> None:
+    def _bad(self, kind: str, text: str) -> None:
         self.stats.bad[kind] += 1
-        self.warn_once(kind, f"{kind} frame skipped: {err}")
+        self.warn_once(kind, text)
 
     def _on_color(self, msg: Image) -> None:
         now = time.monotonic()
@@ -328,26 +411,25 @@ class PerceptionNode(LifecycleNode):
         try:  # decode on arrival (a view, no copy) so every bad frame is reported
             rgb = rgb_view(msg)
         except ImageError as err:
-            self._bad("colour", err)
+            self._bad("colour", f"colour frame skipped: {err}")
             return
-        if not self._in_order("color", msg):
-            return
+        self._check_stamp("color", msg)
         if not self.p("use_depth"):
             self._submit(Pending(msg, rgb, None, now))
             return
-        depth = self._match_depth(msg)
+        stream = (int(msg.width), int(msg.height))
+        depth = self._match_depth(stream, msg)
         if depth is not None:
             self._submit(Pending(msg, rgb, depth, now))
             return
-        if self._waiting is not None:
-            self.stats.bad["no_depth_partner"] += 1
-            self.warn_once(
+        if stream in self._waiting:
+            self._bad(
                 "no_depth_partner",
-                f"colour frame without aligned depth within "
-                f"sync_slop={self.p('sync_slop')} s: skipped (is {DEPTH_TOPIC} "
-                "publishing? set use_depth false to run without depth)",
+                f"{stream[0]}x{stream[1]} colour frame without aligned depth of its size within "
+                f"sync_slop={self.p('sync_slop')} s: skipped (is {DEPTH_TOPIC} publishing? set "
+                "use_depth false to run without depth)",
             )
-        self._waiting = Pending(msg, rgb, None, now)  # its depth may still come
+        self._waiting[stream] = Pending(msg, rgb, None, now)  # its depth may still come
 
     def _on_depth(self, msg: Image) -> None:
         try:
@@ -358,39 +440,54 @@ class PerceptionNode(LifecycleNode):
                 )
             image_to_numpy(msg)  # validates size, step and length (a view, no copy)
         except ImageError as err:
-            self._bad("depth", err)
+            self._bad("depth", f"depth frame skipped: {err}")
             return
-        if not self._in_order("depth", msg):
-            return
-        self._depth_buffer.append(msg)
-        waiting = self._waiting
+        self._check_stamp("depth", msg)
+        stream = (int(msg.width), int(msg.height))
+        buffer = self._depth.get(stream)
+        if buffer is None:
+            buffer = self._depth[stream] = collections.deque(maxlen=8)
+            while len(self._depth) > MAX_STREAMS:
+                self._depth.popitem(last=False)
+        buffer.append(msg)
+        waiting = self._waiting.get(stream)
         if waiting is not None and self._stamp_gap(waiting.color, msg) <= self.p("sync_slop"):
-            self._waiting = None
+            del self._waiting[stream]
             waiting.depth = msg
             self._submit(waiting)
 
-    def _in_order(self, kind: str, msg: Image) -> bool:
-        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+    def _check_stamp(self, kind: str, msg: Image) -> None:
+        """A stamp older than the last of its topic means time went back (``ros2 bag play
+        --loop``, a second pass, a stepped clock, or one frame stamped in the future before):
+        count it, drop what waits for pairing from ahead of the new time, and go on from the
+        new stamp. Frames are never refused for their stamp."""
+        stamp = stamp_ns(msg)
         last = self._last_stamp.get(kind)
-        if last is not None and stamp < last:
-            self.stats.bad["out_of_order"] += 1
-            self.warn_once(
-                "out_of_order",
-                f"{kind} frame stamped {stamp} ns is older than the "
-                f"previous one ({last} ns): skipped",
-            )
-            return False
         self._last_stamp[kind] = stamp
-        return True
+        if last is None or stamp >= last:
+            return
+        self.stats.stamp_resets += 1
+        ahead = stamp + int(1e9 * self.p("sync_slop"))
+        for stream, waiting in list(self._waiting.items()):
+            if stamp_ns(waiting.color) > ahead:
+                del self._waiting[stream]
+        for stream, buffer in self._depth.items():
+            self._depth[stream] = collections.deque(
+                (d for d in buffer if stamp_ns(d) <= ahead), maxlen=buffer.maxlen
+            )
+        self.warn_once(
+            "stamp_reset",
+            f"{kind} stamp went back by {(last - stamp) / 1e9:.3f} s (looped bag or clock "
+            "stepped back?): stamp order reset",
+        )
 
     @staticmethod
     def _stamp_gap(a: Image, b: Image) -> float:
-        ta = a.header.stamp.sec + a.header.stamp.nanosec * 1e-9
-        tb = b.header.stamp.sec + b.header.stamp.nanosec * 1e-9
-        return abs(ta - tb)
+        return abs(stamp_ns(a) - stamp_ns(b)) / 1e9
 
-    def _match_depth(self, color: Image) -> Image | None:
-        best = min(self._depth_buffer, key=lambda d: self._stamp_gap(color, d), default=None)
+    def _match_depth(self, stream: tuple[int, int], color: Image) -> Image | None:
+        buffer = self._depth.get(stream, ())
+        best = min(buffer, key=lambda d: self._stamp_gap(color, d), default=None)
         if best is not None and self._stamp_gap(color, best) <= self.p("sync_slop"):
             return best
         return None
@@ -415,12 +512,12 @@ class PerceptionNode(LifecycleNode):
                 pending, self._slot = self._slot, None
             try:
                 self._process(pending)
-            except LowlightError as err:
-                self.stats.bad[type(err).__name__] += 1
-                self.warn_once(type(err).__name__, f"frame skipped: {err}")
             except Exception as err:  # never let one frame kill the node
-                self.stats.bad["internal"] += 1
-                self.warn_once("internal", f"frame skipped, unexpected {type(err).__name__}: {err}")
+                if not self.context.ok():
+                    return  # shutting down (SIGINT / SIGTERM): publishers are gone
+                kind = type(err).__name__ if isinstance(err, LowlightError) else "internal"
+                prefix = "" if isinstance(err, LowlightError) else f"unexpected {kind}: "
+                self._bad(kind, f"frame skipped, {prefix}{err}")
 
     def _wanted(self, name: str) -> bool:
         pub = self._outputs.get(name)
@@ -430,11 +527,6 @@ class PerceptionNode(LifecycleNode):
         t0 = time.perf_counter()
         rgb = pending.rgb
         depth_msg = pending.depth
-        if depth_msg is not None and (depth_msg.height, depth_msg.width) != rgb.shape[:2]:
-            raise LowlightError(
-                f"depth is {depth_msg.width}x{depth_msg.height} but colour is "
-                f"{rgb.shape[1]}x{rgb.shape[0]}: is the depth aligned to colour?"
-            )
         result = self.segmenter.segment(rgb)
         t1 = time.perf_counter()
         header = pending.color.header
@@ -449,10 +541,9 @@ class PerceptionNode(LifecycleNode):
             colored = classes.colorize(result.labels)  # once for both outputs
             if want_color:
                 publish["labels_color"].publish(numpy_to_image(colored, "rgb8", header))
-            if want_overlay:  # integer blend: (256 - a) * input + a * colour, a in 0..256
-                a = np.uint16(round(256 * float(self.p("overlay_alpha"))))
-                blend = ((256 - a) * rgb.astype(np.uint16) + a * colored) >> 8
-                publish["overlay"].publish(numpy_to_image(blend.astype(np.uint8), "rgb8", header))
+            if want_overlay:
+                overlay = blend(rgb, colored, self.p("overlay_alpha"))
+                publish["overlay"].publish(numpy_to_image(overlay, "rgb8", header))
         if result.reflectance is not None and self._wanted("reflectance"):
             publish["reflectance"].publish(numpy_to_image(result.reflectance, "rgb8", header))
         if result.illumination is not None and self._wanted("illumination"):
@@ -482,19 +573,14 @@ class PerceptionNode(LifecycleNode):
                 f"{DEPTH_TOPIC} publishing): not published",
             )
             return
-        info = self._camera_info
-        if info is None:
+        intrinsics = self._intrinsics.get((depth.shape[1], depth.shape[0]))
+        if intrinsics is None:
             self.warn_once(
                 "no_camera_info",
-                f"no camera_info on {CAMERA_INFO_TOPIC} yet: semantic_points not published",
+                f"no valid {depth.shape[1]}x{depth.shape[0]} camera_info on "
+                f"{CAMERA_INFO_TOPIC} yet: semantic_points not published",
             )
             return
-        intrinsics = camera_info_to_intrinsics(info)
-        if (intrinsics.width, intrinsics.height) != (depth.shape[1], depth.shape[0]):
-            raise LowlightError(
-                f"camera_info is {intrinsics.width}x{intrinsics.height} but depth "
-                f"is {depth.shape[1]}x{depth.shape[0]}"
-            )
         points = semantic_points(
             depth,
             result.labels,
@@ -504,8 +590,18 @@ class PerceptionNode(LifecycleNode):
             decimation=int(self.p("point_decimation")),
             min_confidence=float(self.p("min_confidence")),
             max_depth=float(self.p("max_depth")),
+            organized=bool(self.p("organized_cloud")),
         )
         self._outputs["semantic_points"].publish(to_pointcloud2(points, header))
+
+    def _publish_label_info(self) -> None:
+        """``~/label_info`` once, latched, from the model's class list (vision_msgs only)."""
+        if LabelInfo is None:
+            return
+        self._label_info = self.create_publisher(LabelInfo, f"~/{LABEL_INFO}", LABEL_INFO_QOS)
+        msg = label_info(self.segmenter.classes.names, LabelInfo, VisionClass)
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self._label_info.publish(msg)
 
     # ----------------------------------------------------------------------- diagnostics, logs
 
@@ -526,7 +622,8 @@ class PerceptionNode(LifecycleNode):
             "frames_received": str(s.received),
             "frames_processed": str(s.processed),
             "frames_dropped": str(s.dropped),
-            "frames_bad": str(sum(s.bad.values())),
+            "frames_bad": str(sum(s.bad.values())),  # since activation
+            "stamp_resets": str(s.stamp_resets),
         }
         values.update({f"bad_{k}": str(v) for k, v in s.bad.items()})
         if s.latency:
@@ -541,13 +638,18 @@ class PerceptionNode(LifecycleNode):
                 backend=self.segmenter.backend.name,
                 device=self.segmenter.backend.device,
             )
-        silent = not s.arrivals or time.monotonic() - s.arrivals[-1] > self.p("input_timeout")
-        if not self._running:
+        now = time.monotonic()
+        silent = not s.arrivals or now - s.arrivals[-1] > self.p("input_timeout")
+        bad_total = sum(s.bad.values())
+        recent_bad, s.bad_reported = bad_total > s.bad_reported, bad_total
+        if self.segmenter is None:
+            status.level, status.message = DiagnosticStatus.WARN, "not configured"
+        elif not self._running:
             status.level, status.message = DiagnosticStatus.WARN, "not active"
         elif silent:
             status.level = DiagnosticStatus.WARN
             status.message = f"no colour frames on {self.resolve_topic_name(COLOR_TOPIC)}"
-        elif s.bad:
+        elif recent_bad:  # since the last message: OK again once frames are good again
             status.level, status.message = DiagnosticStatus.WARN, "skipping bad frames"
         else:
             status.level, status.message = DiagnosticStatus.OK, "running"
@@ -557,27 +659,42 @@ class PerceptionNode(LifecycleNode):
         self._diagnostics.publish(array)
 
 
+def label_info(names: tuple[str, ...], label_info_type: Any, vision_class_type: Any) -> Any:
+    """A vision_msgs/LabelInfo for the class list: ``class_map`` of VisionClass(class_id,
+    class_name) by label id, ``threshold`` 0 (every pixel is labelled). Field names and types
+    from ros-perception/vision_msgs, branch ros2 (4.1.1, Humble and Jazzy):
+    msg/LabelInfo.msg, msg/VisionClass.msg. The types are passed in, so the fields are checked
+    against the real definitions where vision_msgs itself cannot be installed."""
+    msg = label_info_type()
+    msg.class_map = [vision_class_type(class_id=i, class_name=n) for i, n in enumerate(names)]
+    msg.threshold = 0.0
+    return msg
+
+
 def main(args: list[str] | None = None) -> None:
     """Entry point of ``perception_node`` (``ros2 run lowlight_perception perception_node``)."""
+    profile_note = apply_default_profile()  # before rclpy.init: Fast DDS reads it then
     rclpy.init(args=args)  # not ``with rclpy.init()``: Humble and Jazzy lack that form
+    node = None
     try:
         node = PerceptionNode()
+        if profile_note:
+            node.get_logger().info(profile_note)
         if node.p("autostart"):
             if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
                 node.trigger_activate()
         executor = SingleThreadedExecutor()
         executor.add_node(node)
-        try:
-            executor.spin()
-        except (KeyboardInterrupt, ExternalShutdownException):
-            pass
-        finally:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
             try:  # join the worker first; after SIGINT the context may already be shut down
                 node._release()
                 node.destroy_node()
             except Exception as err:  # shutting down: report, do not raise
                 print(f"perception_node: shutdown: {err}")
-    finally:
         rclpy.try_shutdown()
 
 

@@ -3,8 +3,16 @@
 Why: ``~/semantic_points`` lets RViz, Nav2 and mapping consume the segmentation in 3-D. Each
 point carries x, y, z (metres, colour optical frame: x right, y down, z forward), rgb (its class
 colour, packed the way RViz's RGB8 colour transformer reads it), label and confidence. Points
-are built vectorised on a decimated pixel grid, and the cloud's fields are derived from one
-structured dtype (:data:`POINT_DTYPE`), so writing and reading back cannot disagree.
+are built vectorised, and the cloud's fields are derived from one structured dtype
+(:data:`POINT_DTYPE`), so writing and reading back cannot disagree. Two layouts:
+
+* unorganised (default): every ``decimation``-th pixel with valid depth, filtered by depth and
+  confidence; height 1, ``is_dense`` (no invalid point);
+* organised: one point per pixel, H x W in row-major pixel order, NaN x/y/z where depth is
+  invalid, nothing filtered. Nav2's semantic segmentation layer (kiwicampus/
+  semantic_segmentation_layer, branches humble and jazzy, src/semantic_segmentation_layer.cpp)
+  refuses a cloud whose width x height differs from the label image's, walks it pixel by pixel
+  (src/segmentation_buffer.cpp) and skips points whose z is not finite.
 """
 
 from __future__ import annotations
@@ -73,13 +81,16 @@ def semantic_points(
     decimation: int = 4,
     min_confidence: float = 0.0,
     max_depth: float = 10.0,
+    organized: bool = False,
 ) -> np.ndarray:
     """Labelled 3-D points from an aligned depth image and the segmentation of its colour frame.
 
-    Every ``decimation``-th pixel in each direction (rows and columns 0, d, 2d, ...) is
-    back-projected with the camera's rays (as :meth:`Intrinsics.backproject`); a point is kept
-    when 0 < depth <= ``max_depth`` and confidence >= ``min_confidence``. Void points are kept
-    (their label says so). Points come in row-major pixel order.
+    Unorganised (default): every ``decimation``-th pixel in each direction (rows and columns
+    0, d, 2d, ...) is back-projected with the camera's rays (as :meth:`Intrinsics.backproject`);
+    a point is kept when 0 < depth <= ``max_depth``, confidence >= ``min_confidence`` and its
+    coordinates are finite. Void points are kept (their label says so). Points come in
+    row-major pixel order. Organised: every pixel, (H, W), NaN x/y/z where depth is invalid;
+    decimation and the filters do not apply.
 
     Args:
         depth_m: (H, W) float depth in metres, 0 (or NaN) invalid: :func:`depth_to_metres`.
@@ -91,9 +102,10 @@ def semantic_points(
         decimation: pixel step, >= 1.
         min_confidence: lowest kept confidence, 0..1.
         max_depth: farthest kept depth in metres.
+        organized: one point per pixel, shaped (H, W).
 
     Returns:
-        A 1-D structured array of :data:`POINT_DTYPE`.
+        A structured array of :data:`POINT_DTYPE`: 1-D, or (H, W) when ``organized``.
 
     Raises:
         PointCloudError: shapes that differ from each other or from the intrinsics, labels or
@@ -113,22 +125,36 @@ def semantic_points(
         raise PointCloudError(f"palette must be (N <= 256, 3) colours, got {palette.shape}")
     if int(decimation) < 1:
         raise PointCloudError(f"decimation must be >= 1, got {decimation}")
-    d = int(decimation)
-
-    z = np.asarray(depth_m[::d, ::d], dtype=np.float32)
-    conf = confidence[::d, ::d].astype(np.float32) / np.float32(255.0)
-    keep = (z > 0) & (z <= max_depth) & (conf >= min_confidence)  # NaN fails z > 0
-    z = z[keep]
-    rays = _decimated_rays(intrinsics, d)[keep]
-    ids = labels[::d, ::d][keep]
-
     colours = np.full(256, pack_rgb(palette[:1])[0], dtype=np.float32)
     colours[: len(palette)] = pack_rgb(palette)
+    if organized:
+        z = np.asarray(depth_m, dtype=np.float32)
+        rays = _decimated_rays(intrinsics, 1)
+        with np.errstate(invalid="ignore", over="ignore"):
+            valid = (z > 0) & np.isfinite(z) & np.isfinite(rays).all(axis=2)
+            z = np.where(valid, z, np.float32(np.nan))
+            points = np.empty(size, dtype=POINT_DTYPE)
+            points["x"] = rays[..., 0] * z
+            points["y"] = rays[..., 1] * z
+        points["z"] = z
+        points["rgb"] = colours[labels]
+        points["label"] = labels
+        points["confidence"] = confidence.astype(np.float32) / np.float32(255.0)
+        return points
 
-    points = np.empty(z.size, dtype=POINT_DTYPE)
-    points["x"] = rays[:, 0] * z
-    points["y"] = rays[:, 1] * z
-    points["z"] = z
+    d = int(decimation)
+    z = np.asarray(depth_m[::d, ::d], dtype=np.float32)
+    conf = confidence[::d, ::d].astype(np.float32) / np.float32(255.0)
+    rays = _decimated_rays(intrinsics, d)
+    with np.errstate(invalid="ignore", over="ignore"):
+        keep = (z > 0) & (z <= max_depth) & (conf >= min_confidence)  # NaN fails z > 0
+        x, y = rays[..., 0] * z, rays[..., 1] * z
+        keep &= np.isfinite(x) & np.isfinite(y)  # is_dense must be true
+    ids = labels[::d, ::d][keep]
+    points = np.empty(int(keep.sum()), dtype=POINT_DTYPE)
+    points["x"] = x[keep]
+    points["y"] = y[keep]
+    points["z"] = z[keep]
     points["rgb"] = colours[ids]
     points["label"] = ids
     points["confidence"] = conf[keep]
@@ -136,21 +162,22 @@ def semantic_points(
 
 
 def to_pointcloud2(points: np.ndarray, header: Any) -> PointCloud2:
-    """An unorganised PointCloud2 (height 1) holding ``points``.
+    """A PointCloud2 holding ``points``: unorganised (height 1, ``is_dense``) for a 1-D array,
+    organised (height H, width W, not dense: it may hold NaN points) for an (H, W) one.
 
     Fields, offsets and datatypes come from the structured dtype (for :data:`POINT_DTYPE`:
     x, y, z, rgb FLOAT32 at 0, 4, 8, 12, label UINT8 at 16, confidence FLOAT32 at 20,
-    point_step 24). ``is_dense`` is True (no invalid points), ``is_bigendian`` the host's.
+    point_step 24). ``is_bigendian`` is the host's.
 
     Args:
-        points: 1-D structured array of numeric scalar fields (:func:`semantic_points`).
+        points: 1-D or 2-D structured array of numeric scalar fields (:func:`semantic_points`).
         header: std_msgs/Header, kept as given (the input frame's stamp and frame_id).
 
     Raises:
-        PointCloudError: not a 1-D structured array, or a field type PointField lacks.
+        PointCloudError: not a 1-D / 2-D structured array, or a field type PointField lacks.
     """
-    if points.dtype.names is None or points.ndim != 1:
-        raise PointCloudError(f"points must be a 1-D structured array, got {points.dtype}")
+    if points.dtype.names is None or points.ndim not in (1, 2):
+        raise PointCloudError(f"points must be a 1-D or 2-D structured array, got {points.dtype}")
     fields = []
     for name in points.dtype.names:
         dtype, offset = points.dtype.fields[name][:2]
@@ -160,12 +187,15 @@ def to_pointcloud2(points: np.ndarray, header: Any) -> PointCloud2:
         fields.append(PointField(name=name, offset=offset, datatype=code, count=1))
     msg = PointCloud2()
     msg.header = header
-    msg.height, msg.width = 1, int(points.size)
+    if points.ndim == 2:
+        msg.height, msg.width = int(points.shape[0]), int(points.shape[1])
+    else:
+        msg.height, msg.width = 1, int(points.size)
     msg.fields = sorted(fields, key=lambda f: f.offset)
     msg.is_bigendian = sys.byteorder == "big"
     msg.point_step = points.dtype.itemsize
     msg.row_step = msg.point_step * msg.width
-    msg.is_dense = True
+    msg.is_dense = points.ndim == 1
     msg.data = to_byte_array(points)
     return msg
 

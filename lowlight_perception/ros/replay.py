@@ -22,7 +22,7 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from ..errors import LowlightError
 from .interface import CAMERA_INFO_TOPIC, COLOR_TOPIC, DEPTH_TOPIC
-from .loopback import LoopbackClient, Spinner, new_context, profile_env, stamp_key, start_node
+from .loopback import LoopbackClient, Spinner, new_context, stamp_key, start_node
 
 TYPES = {"sensor_msgs/msg/Image": Image, "sensor_msgs/msg/CameraInfo": CameraInfo}
 INPUT_TOPICS = (COLOR_TOPIC, DEPTH_TOPIC, CAMERA_INFO_TOPIC)
@@ -155,8 +155,6 @@ def replay(
     inputs = load_inputs(bag, max_frames)
     has_depth = any(r.topic == DEPTH_TOPIC for r in inputs)
     domain = int(os.environ.get("ROS_DOMAIN_ID", "0"))
-    for key, value in profile_env().items():
-        os.environ.setdefault(key, value)
     node = None
     if model is not None:
         params = {"use_depth": has_depth, "threads": threads, **(node_params or {})}
@@ -229,8 +227,8 @@ def _recorded(client: LoopbackClient, shift_s: int) -> dict[int, dict[str, objec
 
 
 def _shift(inputs: list[Recorded], seconds: int = SHIFT_S) -> list[Recorded]:
-    """Move every stamp forward, in place: each pass is newer than the last (the node drops
-    frames older than the newest it has seen) and its answers are told apart."""
+    """Move every stamp forward, in place, so the answers of each pass are told apart (the
+    node itself takes repeated or older stamps: it resets its stamp order)."""
     for item in inputs:
         item.msg.header.stamp.sec += seconds
     return inputs

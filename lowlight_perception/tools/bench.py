@@ -96,7 +96,7 @@ def bench_models(names: list[str], sizes: list[tuple[int, int]], runs: int, thre
         for name in names:
             model = random_init_model(name)
             for size in sizes:
-                fused = FusedGraph(model, size, size)
+                fused = FusedGraph(model, size)
                 frame = np.random.default_rng(0).integers(0, 256, (size[1], size[0], 3), np.uint8)
                 tensor = torch.from_numpy(frame)
                 with torch.no_grad():
@@ -227,12 +227,10 @@ def bench_node(
         Spinner,
         measure,
         new_context,
-        profile_env,
         start_node,
     )
 
     domain = 101 + os.getpid() % 100
-    os.environ.update(profile_env())
     frame = random_view(1234, 0, Intrinsics.d435i(*camera)).low
     with tempfile.TemporaryDirectory() as tmp:
         model = Path(tmp) / f"{name}.onnx"

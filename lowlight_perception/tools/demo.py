@@ -19,15 +19,9 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..camera import Intrinsics
-from ..config import share_dir
+from ..config import DEMO_MODEL, demo_model
 from ..errors import LowlightError
 from ..evaluation.report import pct
-
-DEMO_MODEL = "lisu_small_procedural.onnx"
-
-
-def shipped_model() -> Path:
-    return share_dir() / "models" / DEMO_MODEL
 
 
 def _gif(frames: list, path: Path, classes, every: int = 2) -> None:
@@ -65,7 +59,7 @@ def run_demo(
     from ..ros.replay import replay
     from .bench import machine
 
-    model = Path(model) if model else shipped_model()
+    model = Path(model) if model else demo_model()
     if not model.is_file():
         raise LowlightError(f"demo model not found: {model}")
     import onnxruntime as ort
@@ -75,12 +69,6 @@ def run_demo(
         .get_modelmeta()
         .custom_metadata_map
     )
-    if tuple(meta.camera_size) != tuple(size):
-        raise LowlightError(
-            f"{model.name} was exported for {meta.camera_size[0]}x"
-            f"{meta.camera_size[1]} frames; run the demo with --size "
-            f"{meta.camera_size[0]}x{meta.camera_size[1]}"
-        )
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     K = Intrinsics.d435i(*size)

@@ -15,22 +15,19 @@ from pathlib import Path
 
 from ..data.degrade import KINDS
 from ..errors import LowlightError
-from ..inference.segmenter import BACKENDS
+from ..inference.backend import BackendError
+from ..inference.segmenter import BACKENDS, parse_device
 
 TOPIC_OPTIONS = ("color_topic", "depth_topic", "info_topic", "gt_topic")
 """``iter_frames`` topic overrides the command passes through."""
 
 
 def _device_arg(text: str) -> int | str:
-    """argparse type for ``--device``: a CUDA index or ``cpu``."""
-    if text == "cpu":
-        return text
+    """argparse type for ``--device``: auto, cpu (or -1) or a CUDA index."""
     try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"device must be a CUDA index or 'cpu', got {text!r}"
-        ) from None
+        return parse_device(text)
+    except BackendError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _positive(text: str) -> int:
@@ -71,7 +68,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", type=Path, required=True, help="output directory")
     p.add_argument("--backend", default="auto", choices=BACKENDS, help="default auto")
-    p.add_argument("--device", type=_device_arg, default=0, help="CUDA index or cpu (default 0)")
+    p.add_argument(
+        "--device",
+        type=_device_arg,
+        default="auto",
+        help="auto (GPU 0 when the backend can use one, else the CPU; default), cpu or a CUDA "
+        "index",
+    )
     p.add_argument("--max-frames", type=_positive, help="stop after N colour frames")
     p.add_argument(
         "--degrade",
@@ -81,11 +84,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         f"1..4; kinds: {', '.join(KINDS)}",
     )
     p.add_argument("--samples", type=int, default=6, help="side-by-side images (default 6)")
-    p.add_argument(
-        "--host-resize",
-        action="store_true",
-        help="resize frames of another size than the model's on the host",
-    )
     for option in TOPIC_OPTIONS:
         p.add_argument(
             "--" + option.replace("_", "-"), metavar="TOPIC", help="with --bag: topic override"
@@ -154,7 +152,6 @@ def run(args: argparse.Namespace) -> int:
         "backend": args.backend,
         "device": args.device,
         "max_frames": args.max_frames,
-        "host_resize": args.host_resize,
         "samples": args.samples,
         "machine": machine(),
     }
@@ -205,7 +202,7 @@ def _robustness(args: argparse.Namespace, topics: dict[str, str], machine: dict)
         def frames():
             return ev.dataset_frames(dataset, args.max_frames)
 
-    with Segmenter(args.model, args.backend, args.device, host_resize=args.host_resize) as seg:
+    with Segmenter(args.model, args.backend, args.device) as seg:
         doc = ev.robustness(
             frames, seg, args.out, kinds=kinds, source=source, total=total, machine=machine
         )

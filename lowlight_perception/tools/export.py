@@ -18,9 +18,10 @@ from ..errors import LowlightError
 if TYPE_CHECKING:
     from ..models.export import ExportReport
 
+from ..metadata import UPSAMPLE_MODES
+
 # Mirrors of models.export's constants (a test keeps them equal): importing that module here
 # would load torch on every `lowlight` start, and the base install has no torch.
-UPSAMPLE_MODES = ("labels", "logits")
 MIN_OPSET, MAX_OPSET = 17, 20
 
 
@@ -41,9 +42,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Export a checkpoint (or a seeded random-init model) as one ONNX graph whose "
         "input is the uint8 RGB camera frame (H, W, 3) and whose outputs are what the node "
         "publishes: labels, confidence and, for joint models, reflectance and illumination "
-        "(all uint8 at camera size). Resize, scaling, softmax, argmax and casts run inside the "
-        "graph. The file is checked on ONNX Runtime against PyTorch on procedural frames and "
-        "deleted if labels agree on fewer than 99.9 % of pixels.",
+        "(all uint8 at the frame's size). The frame may have any size. Resize, scaling, "
+        "softmax, argmax and casts run inside the graph. The file is checked on ONNX Runtime "
+        "against PyTorch on procedural frames at the camera size and at 320x240, 640x480, "
+        "848x480 and 1280x720, and deleted if labels agree on fewer than 99.9 % of pixels.",
     )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", type=Path, help="training checkpoint (.pt) to export")
@@ -68,7 +70,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=size_arg,
         metavar="WxH",
         default=(640, 480),
-        help="camera WxH (default 640x480)",
+        help="camera WxH the model is made for (default 640x480): the graph takes frames of "
+        "any size; this one is checked first and is a TensorRT engine's optimum",
     )
     p.add_argument(
         "--net-size",
@@ -141,10 +144,11 @@ def summarize(report: ExportReport) -> str:
             diffs.append(f"{name} {value} DN")
     return (
         f"wrote {report.path} ({report.file_bytes / 1e6:.2f} MB, opset {report.opset}): "
-        f"{meta.model} at net {meta.net_size[0]}x{meta.net_size[1]} for camera "
-        f"{meta.camera_size[0]}x{meta.camera_size[1]}, upsample={meta.upsample}; "
+        f"{meta.model} at net {meta.net_size[0]}x{meta.net_size[1]}, frames of any size "
+        f"(made for {meta.camera_size[0]}x{meta.camera_size[1]}), upsample={meta.upsample}; "
         f"input {specs(report.inputs)}; outputs {specs(report.outputs)}. "
-        f"ONNX Runtime vs PyTorch on {parity.frames} procedural frame(s): labels agree "
+        f"ONNX Runtime vs PyTorch on {parity.frames} procedural frame(s) at "
+        f"{', '.join(f'{w}x{h}' for w, h in parity.sizes)}: labels agree "
         f"{100 * parity.label_agreement:.3f} %, max diff {', '.join(diffs)}; "
         f"ORT CPU {parity.ort_ms:.1f} ms/frame. Metadata: {len(meta.class_names)} classes, "
         f"package {meta.package_version}, training: {meta.training}."
