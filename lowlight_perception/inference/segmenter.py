@@ -212,10 +212,11 @@ class Segmenter:
         except LowlightError:
             raise
         except Exception as err:  # runtimes raise their own types: one readable line
-            text = (str(err).strip().splitlines() or [""])[0]
+            from .engine_cache import one_line
+
             raise BackendError(
                 f"warm-up run of {self.metadata.model} on {self.backend.name} failed: "
-                f"{type(err).__name__}: {text}"
+                f"{type(err).__name__}: {one_line(err)}"
             ) from err
 
     def segment(self, rgb: np.ndarray, depth: np.ndarray | None = None) -> Result:

@@ -71,6 +71,16 @@ def _decimated_rays(intrinsics: Intrinsics, decimation: int) -> np.ndarray:
     return rays
 
 
+@lru_cache(maxsize=8)
+def _finite_rays(intrinsics: Intrinsics) -> np.ndarray:
+    """(H, W) bool: pixels whose ray is finite (all of them for a real calibration), cached per
+    camera so the organised cloud does not test 3 x H x W floats every frame."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        finite = np.isfinite(_decimated_rays(intrinsics, 1)).all(axis=2)
+    finite.flags.writeable = False
+    return finite
+
+
 def semantic_points(
     depth_m: np.ndarray,
     labels: np.ndarray,
@@ -131,7 +141,7 @@ def semantic_points(
         z = np.asarray(depth_m, dtype=np.float32)
         rays = _decimated_rays(intrinsics, 1)
         with np.errstate(invalid="ignore", over="ignore"):
-            valid = (z > 0) & np.isfinite(z) & np.isfinite(rays).all(axis=2)
+            valid = (z > 0) & np.isfinite(z) & _finite_rays(intrinsics)
             z = np.where(valid, z, np.float32(np.nan))
             points = np.empty(size, dtype=POINT_DTYPE)
             points["x"] = rays[..., 0] * z
