@@ -54,8 +54,12 @@ setup(
     extras_require={
         "train": ["torch>=2.4", "onnx>=1.16", "h5py>=3.8"],
         "ros": ROS_WHEELS,
-        # desktop GPUs; JetPack ships its own TensorRT. TensorRT 11 removed the FP16 builder flag.
-        "tensorrt": ["tensorrt-cu12>=10,<11", "cuda-python>=12"],
+        # Desktop GPUs (JetPack ships its own TensorRT): TensorRT 10 (11 removed the FP16 builder
+        # flag) with the cuda-python of the same CUDA major as its libraries, or the runtime
+        # reports an insufficient driver. cuda.bindings.runtime needs cuda-python >= 12.6;
+        # TensorRT's first CUDA 13 wheels are 10.13.
+        "tensorrt-cu12": ["tensorrt-cu12>=10,<11", "cuda-python>=12.6,<13"],
+        "tensorrt-cu13": ["tensorrt-cu13>=10.13,<11", "cuda-python>=13,<14"],
         "test": [
             "pytest>=8",
             "ruff>=0.6",

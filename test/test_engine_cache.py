@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
+import os
 import re
+import shutil
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +21,7 @@ import pytest
 from lowlight_perception.inference.backend import BackendError
 from lowlight_perception.inference.engine_cache import (
     EngineKey,
+    cache_dirs,
     engine_path,
     load_engine_file,
     load_or_build,
@@ -138,6 +144,7 @@ def test_changed_onnx_bytes_give_a_new_engine(onnx):
         {"gpu_name": "NVIDIA H100 80GB HBM3", "compute_capability": (9, 0)},
         {"gpu_name": "NVIDIA Jetson AGX Orin"},
         {"trt_version": "10.8.0"},
+        {"profile": ((32, 32, 3), (480, 640, 3), (1080, 1920, 3))},
     ],
 )
 def test_any_key_change_rebuilds(onnx, change):
@@ -243,11 +250,29 @@ def test_corrupt_or_missing_sidecar_rebuilds(onnx, sidecar):
     assert read_sidecar(event.path).key == key
 
 
-def test_force_rebuild_rebuilds_a_valid_engine(onnx):
+def test_policy_always_rebuilds_a_valid_engine(onnx):
     fake, key = FakeTRT(), make_key(onnx)
     fake.load(onnx, key)
-    engine, event = fake.load(onnx, key, force_rebuild=True)
-    assert str(event) == "built (forced)" and engine == {"engine": "2"} and fake.builds == 2
+    engine, event = fake.load(onnx, key, policy="always")
+    assert str(event) == "built (always)" and engine == {"engine": "2"} and fake.builds == 2
+
+
+def test_policy_never_loads_a_valid_engine_and_refuses_to_build(onnx):
+    """A read-only drone image: the engine was built ahead; a stale one is an error naming the
+    command that builds it, never a build in the air."""
+    fake, key = FakeTRT(), make_key(onnx)
+    with pytest.raises(BackendError, match=r"missing: .*build policy is never.*lowlight "
+                       r"build-engine --onnx .*model\.onnx --precision fp16"):
+        fake.load(onnx, key, policy="never")
+    assert fake.builds == 0 and not list(onnx.parent.glob("*.engine"))
+    fake.load(onnx, key)
+    engine, event = fake.load(onnx, key, policy="never")
+    assert str(event) == "hit" and engine == {"engine": "1"} and fake.builds == 1
+    with pytest.raises(BackendError, match="build policy is never"):
+        fake.load(onnx, make_key(onnx, trt_version="10.8.0"), policy="never")
+    with pytest.raises(BackendError, match="policy must be one of never, if_missing, always"):
+        fake.load(onnx, key, policy="sometimes")
+    assert fake.builds == 1
 
 
 def test_build_failure_raises_and_leaves_no_temp_files_nor_damage(onnx):
@@ -265,7 +290,7 @@ def test_build_failure_raises_and_leaves_no_temp_files_nor_damage(onnx):
             build=failing_build,
             deserialize=fake.deserialize,
             metadata=META,
-            force_rebuild=True,
+            policy="always",
             log=fake.logs.append,
         )
     assert event.path.read_bytes() == before and leftovers(onnx.parent) == []
@@ -283,7 +308,8 @@ def test_build_failure_raises_and_leaves_no_temp_files_nor_damage(onnx):
             log=fake.logs.append,
         )
     assert leftovers(onnx.parent) == []
-    assert sorted(p.suffix for p in onnx.parent.iterdir()) == [".engine", ".json", ".onnx"]
+    names = sorted(p.name.split(".")[-1] for p in onnx.parent.iterdir())
+    assert names == ["engine", "json", "lock", "lock", "onnx"]  # one lock per plan built
 
 
 def test_a_fresh_plan_that_does_not_deserialize_is_an_error(onnx):
@@ -305,7 +331,56 @@ def test_unwritable_cache_still_returns_the_engine(onnx, tmp_path):
     fake = FakeTRT()
     engine, event = fake.load(onnx, make_key(onnx), cache_dir=blocker / "engines")
     assert engine == {"engine": "1"} and event.status == "built" and not event.cached
-    assert len(fake.logs) == 2 and "could not cache" in fake.logs[1]
+    assert len(fake.logs) == 2 and "is not cached" in fake.logs[1]
+    assert "rebuilt on every start" in fake.logs[1] and "build policy never" in fake.logs[1]
+
+
+def _read_only_scenario(root: str) -> None:
+    """Plans of an ONNX in a read-only ``root/models``; XDG cache in ``root/xdg``."""
+    models, onnx = Path(root) / "models", Path(root) / "models" / "model.onnx"
+    os.environ["XDG_CACHE_HOME"] = str(Path(root) / "xdg")
+    assert not os.access(models, os.W_OK)
+    assert cache_dirs(onnx) == [models, Path(root) / "xdg" / "lowlight_perception" / "engines"]
+    fake, key = FakeTRT(), make_key(onnx)
+    _, event = fake.load(onnx, key)  # the plan built ahead, at image build time
+    assert str(event) == "hit" and event.path.parent == models and fake.builds == 0
+    _, built = fake.load(onnx, make_key(onnx, trt_version="10.8.0"))
+    assert built.cached and built.path.parent == cache_dirs(onnx)[1] and fake.builds == 1
+    _, again = fake.load(onnx, make_key(onnx, trt_version="10.8.0"))
+    assert str(again) == "hit" and fake.builds == 1
+
+
+def _as_nobody(root: str) -> None:
+    os.setgid(65534)
+    os.setuid(65534)  # root ignores permissions; the user a drone's node runs as does not
+    _read_only_scenario(root)
+
+
+def test_a_read_only_onnx_directory_caches_in_the_user_cache(tmp_path):
+    """An installed package (share/lowlight_perception/models is root-owned, read-only): a
+    plan built ahead next to the ONNX is found; a new one goes to
+    $XDG_CACHE_HOME/lowlight_perception/engines and is found there next time."""
+    root = Path(tempfile.mkdtemp(dir="/tmp"))  # reachable by another user (tmp_path is 0700)
+    try:
+        models = root / "models"
+        models.mkdir()
+        onnx = models / "model.onnx"
+        onnx.write_bytes(b"fake onnx bytes v1")
+        FakeTRT().load(onnx, make_key(onnx))  # built while the directory was writable
+        models.chmod(0o555)
+        (root / "xdg").mkdir()
+        root.chmod(0o755)
+        if os.geteuid() != 0:
+            _read_only_scenario(str(root))
+            return
+        os.chown(root / "xdg", 65534, 65534)
+        child = multiprocessing.get_context("fork").Process(target=_as_nobody, args=(str(root),))
+        child.start()
+        child.join(30)
+        assert child.exitcode == 0
+    finally:
+        models.chmod(0o755)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_engines_go_to_the_cache_dir_when_given(onnx, tmp_path):
@@ -397,3 +472,46 @@ def test_read_onnx_metadata(tmp_path):
         read_onnx_metadata(junk)
     with pytest.raises(BackendError, match="not found"):
         read_onnx_metadata(tmp_path / "missing.onnx")
+
+
+def _build_in_process(onnx: str, out: str, start: float) -> None:
+    """One of two processes starting together (a node and `lowlight build-engine`)."""
+    onnx_path = Path(onnx)
+    key = make_key(onnx_path)
+
+    def slow_build() -> bytes:
+        with open(out, "a") as handle:
+            handle.write(f"{os.getpid()}\n")
+        time.sleep(0.5)  # long enough for the other process to arrive mid-build
+        return b"PLAN:%d:" % os.getpid() + bytes(range(256))
+
+    while time.time() < start:
+        time.sleep(0.005)
+    engine, event = load_or_build(onnx_path, key, build=slow_build,
+                                  deserialize=FakeTRT.deserialize, metadata=META,
+                                  log=lambda _: None)
+    with open(out, "a") as handle:
+        handle.write(f"{event.status} {engine['engine']}\n")
+
+
+def test_two_processes_starting_together_build_once_and_agree(onnx, tmp_path):
+    """Real processes: without the lock both built, and plan A could meet sidecar B."""
+    out = tmp_path / "events.txt"
+    start = time.time() + 0.3
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_build_in_process, args=(str(onnx), str(out), start))
+             for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(30)
+        assert p.exitcode == 0
+    lines = out.read_text().split()
+    builders = [line for line in out.read_text().splitlines() if line.isdigit()]
+    results = sorted(out.read_text().splitlines()[len(builders):])
+    assert len(builders) == 1, lines  # one build
+    assert [r.split()[0] for r in results] == ["built", "hit"]
+    assert {r.split()[1] for r in results} == {builders[0]}  # both run the same plan
+    (plan,) = onnx.parent.glob("*.engine")
+    info = read_sidecar(plan)
+    assert info.engine_sha256 == hashlib.sha256(plan.read_bytes()).hexdigest()

@@ -17,6 +17,7 @@ from lowlight_perception.camera import Intrinsics
 from lowlight_perception.data.synthetic import random_view
 from lowlight_perception.metadata import ModelMetadata
 from lowlight_perception.models import export as ex
+from lowlight_perception.models import tensorrt_rules
 from lowlight_perception.models.checkpoint import save_checkpoint
 from lowlight_perception.tools import export as tool
 from lowlight_perception.tools.cli import main
@@ -85,35 +86,14 @@ def test_one_graph_answers_every_frame_size_like_pytorch(exported, size):
 
 
 def test_exported_graphs_keep_tensorrt_onnx_rules(exported):
-    """onnx-tensorrt (release/10.x) docs/operators.md: "UINT8 is only supported as network input
-    or output"; ModelImporter.cpp refuses UINT8 intermediate tensors; NVIDIA/TensorRT#3985: a
-    UINT8 input must feed a Cast directly. No If / Loop either."""
+    """The rules of test_tensorrt_rules.py, on a graph that went through the full export."""
     report, _ = exported
     proto = onnx.load(str(report.path))
-    assert ex.tensorrt_rule_problems(proto) == []
+    assert tensorrt_rules.problems(proto) == []
     (frame,) = proto.graph.input
     assert [n.op_type for n in proto.graph.node if frame.name in n.input] == ["Cast"]
     makers = {o: n.op_type for n in proto.graph.node for o in n.output}
     assert all(makers[o.name] == "Cast" for o in proto.graph.output)
-
-
-def test_the_rule_check_names_a_uint8_transpose_and_an_if():
-    """The shape of the graphs before this rule existed: uint8 frame -> Transpose -> Cast."""
-    from onnx import TensorProto, helper
-
-    nodes = [
-        helper.make_node("Transpose", ["frame"], ["hwc"], perm=[2, 0, 1], name="t"),
-        helper.make_node("Cast", ["hwc"], ["labels"], to=TensorProto.FLOAT, name="c"),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "g",
-        [helper.make_tensor_value_info("frame", TensorProto.UINT8, [4, 4, 3])],
-        [helper.make_tensor_value_info("labels", TensorProto.FLOAT, [3, 4, 4])],
-    )
-    problems = ex.tensorrt_rule_problems(helper.make_model(graph))
-    assert problems == ["uint8 tensor 'frame' feeds Transpose 't'", "uint8 tensor 'hwc' made by "
-                        "Transpose 't'", "uint8 tensor 'hwc' feeds Cast 'c'"]
 
 
 def test_metadata_round_trips_through_onnxruntime(exported):
@@ -170,7 +150,7 @@ def test_seg_only_model_exports_without_decomposition_outputs(tmp_path):
     names = [o.name for o in ex.ort_session(report.path).get_outputs()]
     assert names == expected == [s.name for s in report.outputs]
     assert report.parity.passed
-    assert ex.tensorrt_rule_problems(onnx.load(str(report.path))) == []  # no If from squeeze
+    assert tensorrt_rules.problems(onnx.load(str(report.path))) == []  # no If from squeeze
 
 
 def test_parity_failure_raises_and_removes_the_file(tiny, tmp_path, monkeypatch):

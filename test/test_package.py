@@ -87,6 +87,26 @@ def test_package_xml_is_format_3_ament_python_with_runtime_rosdeps():
     assert needed <= deps, f"imported but not in package.xml: {needed - deps}"
 
 
+def test_each_tensorrt_extra_pairs_tensorrt_and_cuda_python_of_one_cuda_major(setup_kwargs):
+    """tensorrt-cuXY wheels carry CUDA XY libraries, cuda-python's major is its CUDA runtime's:
+    a mismatch (cuda-python>=12 resolving to 13 next to tensorrt-cu12) makes CUDA report an
+    insufficient driver, and TensorRT is silently unavailable. TensorRT 10 only (11 removed
+    the FP16 builder flag); cuda.bindings.runtime exists from cuda-python 12.6."""
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    extras = setup_kwargs["extras_require"]
+    assert "tensorrt" not in extras  # one way: the extra names its CUDA major
+    for major in (12, 13):
+        reqs = {r.name: r.specifier for r in map(Requirement, extras[f"tensorrt-cu{major}"])}
+        assert set(reqs) == {f"tensorrt-cu{major}", "cuda-python"}
+        assert Version("10.16") in reqs[f"tensorrt-cu{major}"]
+        assert Version("11.0") not in reqs[f"tensorrt-cu{major}"]
+        cuda = reqs["cuda-python"]
+        assert Version(f"{major}.9") in cuda and Version(f"{major + 1}.0") not in cuda
+        assert Version(f"{major - 1}.9") not in cuda and Version("12.5") not in cuda
+
+
 def test_package_xml_and_setup_py_versions_agree(setup_kwargs):
     from lowlight_perception import __version__
 

@@ -171,6 +171,33 @@ def test_device_auto_takes_the_cpu_when_the_backend_has_no_gpu(exported, caplog)
         Segmenter(exported[1], device="gpu")
 
 
+def test_auto_falls_back_to_onnxruntime_when_tensorrt_fails(exported, monkeypatch, caplog):
+    """A machine where TensorRT looks present but its engine cannot be made (a parser error, an
+    old driver): backend auto runs on ONNX Runtime and says why; backend tensorrt, asked for,
+    fails. Here the failure is real: TensorRTBackend cannot import tensorrt."""
+    from lowlight_perception.inference import tensorrt_backend
+
+    monkeypatch.setattr(tensorrt_backend, "available", lambda device=0: (True, ""))
+    with caplog.at_level(logging.WARNING, logger="lowlight_perception.inference"):
+        seg = Segmenter(exported[1])
+    assert seg.backend.name == "onnxruntime" and seg.backend.device == "cpu"
+    assert seg.reason.startswith("TensorRT failed (TensorRT unavailable: cannot import tensorrt")
+    assert "backend auto falls back to ONNX Runtime" in caplog.text
+    assert seg.segment(_frame()).labels.shape == (CAMERA[1], CAMERA[0])
+    with pytest.raises(BackendError, match="cannot import tensorrt"):
+        Segmenter(exported[1], backend="tensorrt")
+
+
+def test_onnxruntime_reports_the_device_its_session_really_uses():
+    """ONNX Runtime drops a CUDA provider that fails to load and runs on the CPU; the device
+    comes from session.get_providers() (onnxruntime's InferenceSession API), not the request."""
+    from lowlight_perception.inference.onnxruntime_backend import session_device
+
+    assert session_device(["CUDAExecutionProvider", "CPUExecutionProvider"], 1) == "cuda:1"
+    assert session_device(["CPUExecutionProvider"], 0) == "cpu"
+    assert session_device(["CPUExecutionProvider"], "cpu") == "cpu"
+
+
 @pytest.mark.parametrize(
     "frame, message",
     [
@@ -226,3 +253,20 @@ def test_bad_model_paths_and_backends_are_readable_errors(exported, tmp_path):
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(BackendError, match="cannot read checkpoint"):
         Segmenter(tmp_path / "bad.pt", device="cpu")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(
+    not __import__("torch").cuda.is_available(), reason="needs a CUDA device for PyTorch"
+)
+@pytest.mark.parametrize("size", [CAMERA, (640, 480)])
+def test_the_torch_backend_on_cuda_agrees_with_onnxruntime_on_the_cpu(exported, size):
+    """The checkpoint on PyTorch CUDA (the resize indices made on the GPU, no host copy) and
+    its ONNX on ONNX Runtime CPU give the same labels at the camera size and a D435i size."""
+    gpu = Segmenter(exported[0], backend="torch", device=0)
+    cpu = Segmenter(exported[1], device="cpu")
+    assert gpu.backend.device == "cuda:0"
+    frame = _frame(4, size)
+    got, want = gpu.segment(frame), cpu.segment(frame)
+    assert got.labels.shape == want.labels.shape == frame.shape[:2]
+    assert np.mean(got.labels == want.labels) >= 0.99

@@ -67,6 +67,7 @@ def test_constructing_without_runtime_is_a_readable_backend_error(fake_onnx):
         ({"precision": "bf16"}, "precision must be one of fp16, fp32"),
         ({"device": -1}, "device must be a CUDA device index"),
         ({"workspace_gb": 0}, "workspace_gb must be > 0"),
+        ({"build_policy": "sometimes"}, "build_policy must be one of never, if_missing, always"),
     ],
 )
 def test_parameters_are_validated_before_any_gpu_work(fake_onnx, kwargs, match):
@@ -187,6 +188,17 @@ def test_second_construction_hits_the_cache(tiny_onnx, tmp_path):
 
 @pytest.mark.gpu
 @requires_gpu
+def test_build_policy_never_refuses_a_missing_engine_and_loads_a_built_one(tiny_onnx, tmp_path):
+    with pytest.raises(BackendError, match="build policy is never"):
+        TensorRTBackend(tiny_onnx, cache_dir=tmp_path, build_policy="never")
+    TensorRTBackend(tiny_onnx, cache_dir=tmp_path).close()
+    with TensorRTBackend(tiny_onnx, cache_dir=tmp_path, build_policy="never") as again:
+        assert str(again.cache_event) == "hit"
+        assert again.execute(_frames(1)[0])["labels"].shape == (CAMERA[1], CAMERA[0])
+
+
+@pytest.mark.gpu
+@requires_gpu
 def test_corrupted_engine_is_rebuilt(tiny_onnx, tmp_path):
     with TensorRTBackend(tiny_onnx, cache_dir=tmp_path) as first:
         path = first.engine_path
@@ -264,6 +276,47 @@ def test_build_engine_prints_io_and_path(tiny_onnx, tmp_path, capsys):
     assert "frames: 32x32 .. 1920x1080" in out
     assert main(["build-engine", "--onnx", str(tiny_onnx), "--cache-dir", str(tmp_path)]) == 0
     assert "cache: hit" in capsys.readouterr().out
+
+
+def test_the_tensorrt_api_has_every_name_the_backend_uses():
+    """Written from the TensorRT 10.16 bindings' own docstrings: FP16 'Deprecated in TensorRT
+    10.12. Superseded by strong typing'; strongly typed mode is `1 <<
+    int(NetworkDefinitionCreationFlag.STRONGLY_TYPED)` passed to create_network. Needs the
+    tensorrt package, not a GPU."""
+    try:
+        import tensorrt as trt
+    except Exception as err:  # ImportError, or OSError without libnvinfer
+        pytest.skip(f"needs the tensorrt Python package: {type(err).__name__}: {err}")
+
+    from lowlight_perception.inference.tensorrt_backend import network_flags
+
+    assert int(trt.__version__.split(".")[0]) == 10, "the tensorrt extras pin TensorRT 10"
+    for cls, names in {
+        trt.Builder: ("create_network", "create_builder_config", "create_optimization_profile",
+                      "build_serialized_network"),
+        trt.INetworkDefinition: ("get_input",),
+        trt.IOptimizationProfile: ("set_shape",),
+        trt.IBuilderConfig: ("set_memory_pool_limit", "add_optimization_profile", "set_flag",
+                             "clear_flag", "get_flag"),
+        trt.ICudaEngine: ("num_io_tensors", "get_tensor_name", "get_tensor_mode",
+                          "get_tensor_shape", "get_tensor_dtype", "get_tensor_profile_shape",
+                          "create_execution_context"),
+        trt.IExecutionContext: ("set_tensor_address", "set_input_shape", "get_tensor_shape",
+                                "execute_async_v3"),
+        trt.OnnxParser: ("parse_from_file", "get_error", "num_errors"),
+        trt.Runtime: ("deserialize_cuda_engine",),
+    }.items():
+        missing = [n for n in names if not hasattr(cls, n)]
+        assert not missing, (cls.__name__, missing)
+    assert hasattr(trt.BuilderFlag, "FP16") and hasattr(trt.BuilderFlag, "TF32")
+    assert trt.MemoryPoolType.WORKSPACE is not None and trt.TensorIOMode.INPUT is not None
+    assert network_flags(trt, "fp32") == 1 << int(
+        trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED
+    )
+    assert network_flags(trt, "fp16") == 0
+    assert {"VERBOSE", "INFO", "WARNING", "ERROR", "INTERNAL_ERROR"} <= set(
+        trt.ILogger.Severity.__members__
+    )
 
 
 def test_the_shape_profile_spans_the_d435i_sizes_around_the_camera():

@@ -1,5 +1,6 @@
 """``lowlight train`` end to end on tiny procedural data: stages, checkpoints, logs, resume,
-config errors, determinism, and the same run under torchrun (2 CPU processes, gloo)."""
+config errors, determinism, device choice, epoch loss bookkeeping, and the same run under
+torchrun (2 CPU processes, gloo) validating the whole split. The ``gpu`` tests run on CUDA."""
 
 from __future__ import annotations
 
@@ -9,13 +10,32 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from torch import nn
 
+from lowlight_perception.data.datasets import collate, open_dataset
 from lowlight_perception.errors import ConfigError
+from lowlight_perception.models import build_model
 from lowlight_perception.models.checkpoint import load_model, read_checkpoint
 from lowlight_perception.tools.cli import main
 from lowlight_perception.training.config import load_config
+from lowlight_perception.training.loop import (
+    SYNC_EVERY,
+    Runtime,
+    TrainStep,
+    collate_tensors,
+    evaluate,
+    majority_baseline,
+    make_loader,
+    poly_schedule,
+    resolve_device,
+    restore_scaler,
+    set_stage,
+    to_tensors,
+    train_one_epoch,
+)
 
 TINY = [
     "--config",
@@ -35,6 +55,11 @@ TINY = [
     "--set",
     "epochs=1",
 ]
+
+
+SETS = TINY[3::2]  # the --set values, for load_config
+CPU = Runtime(torch.device("cpu"))
+NEEDS_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
 def _train(out: Path, *extra: str) -> int:
@@ -108,6 +133,7 @@ def test_seg_only_model_trains_the_joint_stage_only(tmp_path):
         ({"data": {"kind": "llrgbd-real", "path": "/nonexistent/llrgbd"}}, "does not exist"),
         ({"stage": "both"}, "stage must be one of"),
         ({"loss": {"depth_weight": 0.5}}, "depth_head"),
+        ({"device": "cuda1"}, "device must be auto, cpu or cuda[:N], got 'cuda1'"),
     ],
 )
 def test_bad_config_fails_before_training(overrides, message):
@@ -152,9 +178,169 @@ def test_cli_config_error_is_one_line(tmp_path, capsys):
     assert len(err) == 1 and "data.options do not fit data.kind=llrgbd-real" in err[0]
 
 
+@pytest.mark.parametrize(
+    "want, cuda, world, local, expected",
+    [
+        ("cuda", True, 1, 0, "cuda:0"),
+        ("auto", True, 1, 0, "cuda:0"),
+        ("cuda:1", True, 1, 0, "cuda:1"),
+        ("auto", False, 1, 0, "cpu"),
+        ("cuda", True, 4, 2, "cuda:2"),
+        ("auto", True, 4, 3, "cuda:3"),
+        ("cpu", True, 4, 3, "cpu"),
+    ],
+)
+def test_device_resolves_to_a_concrete_cuda_index(want, cuda, world, local, expected):
+    """torch.cuda.set_device refuses an index-less "cuda" (torch 2.13): always name one."""
+    device = resolve_device(want, cuda, world, local)
+    assert device == torch.device(expected)
+    assert device.type == "cpu" or device.index is not None
+
+
+def test_cuda_without_a_gpu_is_a_config_error():
+    with pytest.raises(ConfigError, match="'cuda:1' asked for, but no CUDA device"):
+        resolve_device("cuda:1", cuda=False)
+
+
+def test_scaler_state_is_restored_only_when_both_runs_use_amp():
+    """Resuming across AMP on/off starts the scaler fresh instead of raising."""
+    with pytest.raises(RuntimeError, match="empty"):  # what resuming a non-AMP run used to do
+        torch.amp.GradScaler("cpu").load_state_dict({})
+    amp_state = torch.amp.GradScaler("cpu", init_scale=1024.0).state_dict()
+    scaler = torch.amp.GradScaler("cpu", init_scale=8.0)
+    assert "starts fresh" in restore_scaler(scaler, {})
+    assert scaler.get_scale() == 8.0
+    assert restore_scaler(scaler, amp_state) is None and scaler.get_scale() == 1024.0
+    off = torch.amp.GradScaler("cpu", enabled=False)
+    assert "not used" in restore_scaler(off, amp_state)
+    assert restore_scaler(off, {}) is None
+
+
+def _decomp_epoch_parts(config):
+    """A fresh seeded lisu-tiny decomposition stage: step, loader, optimizer, scheduler, scaler."""
+    torch.manual_seed(0)
+    model = build_model(config.model, **config.model_config)
+    optimizer = torch.optim.Adam(set_stage(model, "decomp", False), lr=config.lr)
+    loader = make_loader(config, "train", CPU, shuffle=True)
+    scheduler = poly_schedule(optimizer, len(loader), 0.9)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    return TrainStep(model, "decomp", config), loader, optimizer, scheduler, scaler
+
+
+def test_epoch_means_equal_per_batch_item_sums():
+    """Summing on the device and syncing every SYNC_EVERY batches logs the same means."""
+    config = load_config(
+        "lisu_small_cpu", assignments=[*SETS, "batch_size=1", "data.options={num_views: 12}"]
+    )
+    parts = _decomp_epoch_parts(config)
+    means = train_one_epoch(*parts, CPU, config, desc="decomp")
+
+    step, loader, optimizer, scheduler, _ = _decomp_epoch_parts(config)  # the old way
+    step.train()
+    sums: dict[str, float] = {}
+    for raw in loader:
+        loss, terms = step(to_tensors(raw, CPU.device))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        sums["loss"] = sums.get("loss", 0.0) + loss.item()
+        for key, value in terms.items():
+            sums[key] = sums.get(key, 0.0) + float(value)
+    assert len(loader) > SYNC_EVERY
+    assert {"loss", "recon", "smooth"} <= set(means)
+    assert means == {k: v / len(loader) for k, v in sums.items()}
+
+
+class _NanAt(nn.Module):
+    """A one-parameter stage whose loss is NaN at batch ``bad``."""
+
+    stage = "decomp"
+
+    def __init__(self, bad: int):
+        super().__init__()
+        self.weight, self.bad, self.seen = nn.Parameter(torch.ones(())), bad, 0
+
+    def forward(self, batch):
+        self.seen += 1
+        loss = self.weight * batch["low"].mean()
+        return (loss * float("nan") if self.seen - 1 == self.bad else loss), {}
+
+
+@pytest.mark.parametrize("bad, batches", [(3, "0-9"), (12, "10-14")])
+def test_non_finite_loss_names_the_batch_range(bad, batches):
+    image = np.full((1, 4, 4, 3), 100, np.uint8)
+    loader = [{"low": image, "normal": image}] * 15
+    step = _NanAt(bad)
+    optimizer = torch.optim.SGD(step.parameters(), lr=0.1)
+    config = load_config("lisu_small_cpu", assignments=SETS)
+    with pytest.raises(FloatingPointError, match=f"^joint: loss became nan in batches {batches}$"):
+        train_one_epoch(
+            step,
+            loader,
+            optimizer,
+            poly_schedule(optimizer, 15, 0.9),
+            torch.amp.GradScaler("cpu", enabled=False),
+            CPU,
+            config,
+            desc="joint",
+        )
+
+
+def test_loader_batches_are_pinnable_tensors_read_like_numpy_batches():
+    """pin_memory pins tensors only, so the loader collates tensors; to_tensors reads both."""
+    data = open_dataset("procedural", None, "val", num_views=2, size=(64, 48))
+    samples = [data[0], data[1]]
+    batch = collate_tensors(samples)
+    assert all(isinstance(batch[k], torch.Tensor) for k in ("low", "normal", "label", "depth"))
+    got, want = to_tensors(batch, CPU.device), to_tensors(collate(samples), CPU.device)
+    assert set(got) == {"low", "normal", "label", "depth_m"}
+    assert all(got[k].dtype == want[k].dtype and torch.equal(got[k], want[k]) for k in want)
+
+
+@pytest.mark.gpu
+@NEEDS_CUDA
+def test_cuda_loader_pins_its_batches():
+    config = load_config("lisu_small_cpu", assignments=SETS)
+    raw = next(iter(make_loader(config, "train", Runtime(torch.device("cuda:0")), shuffle=True)))
+    assert raw["low"].is_pinned() and raw["label"].is_pinned()
+
+
+@pytest.mark.gpu
+@NEEDS_CUDA
+def test_one_batch_training_runs_on_cuda(tmp_path, capsys):
+    out = tmp_path / "cuda"
+    assert _train(out, "--set", "device=cuda", "--set", "max_batches=1") == 0
+    assert "(cuda:0)" in capsys.readouterr().out
+    state = read_checkpoint(out / "last.pt")
+    assert state["stage"] == "joint" and state["scaler"]  # AMP on: a scaler state was saved
+
+
+@pytest.mark.gpu
+@NEEDS_CUDA
+def test_resume_across_amp_off_and_on_on_cuda(tmp_path, capsys):
+    out, cuda = tmp_path / "run", ["--set", "device=cuda", "--set", "max_batches=1"]
+    resume = ["--resume", str(out / "last.pt")]
+    assert _train(out, *cuda, "--set", "amp=false") == 0
+    assert read_checkpoint(out / "last.pt")["scaler"] == {}
+    capsys.readouterr()
+    assert _train(out, *cuda, "--set", "epochs=2", *resume) == 0  # AMP run from a non-AMP one
+    assert "the gradient scaler starts fresh" in capsys.readouterr().out
+    assert read_checkpoint(out / "last.pt")["scaler"]
+    assert _train(out, *cuda, "--set", "amp=false", "--set", "epochs=3", *resume) == 0
+    assert "gradient-scaler state is not used" in capsys.readouterr().out
+    rows = json.loads((out / "metrics.json").read_text())
+    assert [r["epoch"] for r in rows if r["stage"] == "joint"] == [1, 2, 3]
+
+
 @pytest.mark.slow
-def test_torchrun_two_cpu_processes_runs_the_same_training(tmp_path):
+def test_torchrun_two_cpu_processes_validate_the_whole_split(tmp_path):
+    """Each rank scores its shard and the shards are merged: rank 0 logs (and picks best.pt
+    by) the metrics of the whole val split, not of its half, scored with rank 0's BatchNorm
+    statistics. 7 views over 2 ranks: a padding sampler would score one view twice. Batch size
+    1 keeps each view's forward identical."""
     out = tmp_path / "ddp"
+    sets = ["data.options={num_views: 7}", "batch_size=1", "seed=1"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [
         sys.executable,
@@ -168,12 +354,26 @@ def test_torchrun_two_cpu_processes_runs_the_same_training(tmp_path):
         "lowlight_perception.tools.cli",
         "train",
         *TINY,
+        *[arg for value in sets for arg in ("--set", value)],
         "--out",
         str(out),
     ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "on 2 process(es)" in result.stdout
-    _, state = load_model(out / "last.pt")
+    assert result.stdout.count("done in") == 1 and "on 2 process(es)" in result.stdout
+    model, state = load_model(out / "last.pt")
     assert state["stage"] == "joint"
     assert not any(k.startswith("module.") for k in state["model"])  # saved unwrapped
+    logged = json.loads((out / "metrics.json").read_text())[-1]
+    assert logged == state["metrics"]
+
+    config = load_config("lisu_small_cpu", assignments=[*SETS, *sets])
+    val = make_loader(config, "val", CPU, shuffle=False)
+    single = evaluate(model, TrainStep(model, "joint", config), val, CPU, config)
+    assert logged["OA"] > 0  # seed 1: the network predicts classes that occur (not all void)
+    for key in ("mIoU", "OA", "mAcc", "FWIoU"):
+        assert logged[key] == pytest.approx(single[key], abs=1e-6), key
+    # float32 sums differ in the last bits with the thread count (1 per rank there)
+    assert logged["val_loss"] == pytest.approx(single["val_loss"], rel=1e-6)
+    baseline = f"majority-class baseline val mIoU: {majority_baseline(val, CPU):.3f}"
+    assert baseline in result.stdout

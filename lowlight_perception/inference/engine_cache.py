@@ -1,13 +1,22 @@
-"""TensorRT engine cache: build a plan once per model, TensorRT version, GPU and precision.
+"""TensorRT engine cache: build a plan once per model, TensorRT version, GPU, precision and
+shape profile.
 
 Why: building an engine takes seconds to minutes, and a plan only runs on the TensorRT version
 and GPU it was built for. Isaac ROS rebuilds on every start by default; we key each plan on what
 makes it valid (the ONNX file's sha256, the TensorRT version, the GPU's name and compute
-capability, the precision, and our metadata format) and reuse it until one of those changes. A
-missing, mismatched or corrupt plan is rebuilt with one log line saying why, never a crash; a
-failing build is an error.
+capability, the precision, the optimisation profile's min / opt / max frame shapes, and our
+metadata format) and reuse it until one of those changes. What happens when no valid plan is
+found is the build policy: ``if_missing`` (default) builds it, with one log line saying why;
+``never`` refuses with an error naming the command that builds it (a read-only drone image
+never builds by surprise in the air); ``always`` rebuilds. A failing build is an error.
 
-Files, next to the ONNX by default or in a cache directory::
+Two processes starting at once (a node and ``lowlight build-engine``, two nodes) take a lock
+file beside the plan, so one builds and the other then finds its plan: never plan A with the
+sidecar of B.
+
+Files, next to the ONNX by default (or, when that directory is read-only, in the user cache
+``$XDG_CACHE_HOME/lowlight_perception/engines``, after looking next to the ONNX), or in a cache
+directory::
 
     <onnx stem>.<precision>.sm<XY>.<12 hex of the key>.engine       the serialized plan
     <onnx stem>.<precision>.sm<XY>.<12 hex of the key>.engine.json  its sidecar
@@ -24,6 +33,7 @@ the cache logic is tested on machines without a GPU.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import logging
@@ -40,8 +50,9 @@ from .. import atomic
 from ..metadata import FORMAT_VERSION, MetadataError, ModelMetadata
 from .backend import BackendError
 
-CACHE_FORMAT = 2  # bump when the file naming, the sidecar layout or the shape profile changes
+CACHE_FORMAT = 3  # bump when the file naming, the sidecar layout or the key's fields change
 PRECISIONS = ("fp16", "fp32")
+BUILD_POLICIES = ("never", "if_missing", "always")
 ENGINE_SUFFIXES = (".engine", ".plan")
 SIDECAR_SUFFIX = ".json"
 KEY_HASH_CHARS = 12
@@ -78,6 +89,8 @@ class EngineKey:
         gpu_name: the CUDA device's name, e.g. "NVIDIA H100 80GB HBM3".
         compute_capability: (major, minor), e.g. (9, 0); the file name shows it as "sm90".
         precision: "fp16" or "fp32".
+        profile: the optimisation profile's (min, opt, max) input shapes (H, W, 3) for an
+            any-size graph; empty for a graph of fixed size.
         metadata_format: ``metadata.FORMAT_VERSION`` of the sidecar's metadata.
         cache_format: ``CACHE_FORMAT`` of this module.
     """
@@ -87,6 +100,7 @@ class EngineKey:
     gpu_name: str
     compute_capability: tuple[int, int]
     precision: str
+    profile: tuple[tuple[int, ...], ...] = ()
     metadata_format: int = FORMAT_VERSION
     cache_format: int = CACHE_FORMAT
 
@@ -100,6 +114,10 @@ class EngineKey:
         if len(cc) != 2:
             raise BackendError(f"compute capability must be (major, minor), got {cc}")
         object.__setattr__(self, "compute_capability", cc)
+        profile = tuple(tuple(int(d) for d in shape) for shape in self.profile)
+        if profile and len(profile) != 3:
+            raise BackendError(f"a shape profile is (min, opt, max), got {profile}")
+        object.__setattr__(self, "profile", profile)
 
     @classmethod
     def for_onnx(
@@ -110,6 +128,7 @@ class EngineKey:
         gpu_name: str,
         compute_capability: tuple[int, int],
         precision: str,
+        profile: tuple[tuple[int, ...], ...] = (),
     ) -> EngineKey:
         """The key of ``onnx_path`` (hashed here) on the given TensorRT and GPU."""
         return cls(
@@ -118,6 +137,7 @@ class EngineKey:
             gpu_name=gpu_name,
             compute_capability=compute_capability,
             precision=precision,
+            profile=profile,
         )
 
     @property
@@ -129,6 +149,7 @@ class EngineKey:
         """JSON-ready dict (compute capability as a list)."""
         doc = asdict(self)
         doc["compute_capability"] = list(self.compute_capability)
+        doc["profile"] = [list(shape) for shape in self.profile]
         return doc
 
     @classmethod
@@ -144,6 +165,7 @@ class EngineKey:
             gpu_name=str(doc["gpu_name"]),
             compute_capability=tuple(doc["compute_capability"]),
             precision=str(doc["precision"]),
+            profile=tuple(tuple(shape) for shape in doc["profile"]),
             metadata_format=int(doc["metadata_format"]),
             cache_format=int(doc["cache_format"]),
         )
@@ -224,7 +246,8 @@ class CacheEvent:
 
     Attributes:
         status: "hit" or "built".
-        reason: why it built: "missing", "mismatch", "corrupt" or "forced" ("" on a hit).
+        reason: why it built: "missing", "mismatch", "corrupt" or "always" (the build
+            policy; "" on a hit).
         detail: the specifics of ``reason`` (which key fields changed, what was corrupt).
         build_seconds: time spent in the builder (0 on a hit).
         path: the plan's path.
@@ -340,6 +363,21 @@ def _onnx_props(path: Path) -> dict[str, str]:
     return dict(session.get_modelmeta().custom_metadata_map)
 
 
+def user_cache_dir() -> Path:
+    """Where plans go when the ONNX's own directory is read-only (an installed package)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "lowlight_perception" / "engines"
+
+
+def cache_dirs(onnx_path: str | Path, cache_dir: str | Path | None = None) -> list[Path]:
+    """The directories a plan of ``onnx_path`` is looked for in, in order; a new plan goes to
+    the first writable one: ``cache_dir`` alone when given, else the ONNX's directory, then
+    the user cache."""
+    if cache_dir is not None:
+        return [Path(cache_dir)]
+    return [Path(onnx_path).parent, user_cache_dir()]
+
+
 def load_or_build(
     onnx_path: str | Path,
     key: EngineKey,
@@ -348,52 +386,146 @@ def load_or_build(
     deserialize: Callable[[bytes], T | None],
     metadata: ModelMetadata | None = None,
     cache_dir: str | Path | None = None,
-    force_rebuild: bool = False,
+    policy: str = "if_missing",
     log: Callable[[str], None] | None = None,
 ) -> tuple[T, CacheEvent]:
     """Load the cached plan of ``onnx_path`` under ``key``, or build, cache and load it.
 
     A plan that is missing, whose sidecar key differs from ``key`` (mismatch), or that cannot
     be used (corrupt: missing or unreadable sidecar, size or sha256 differing from the
-    sidecar, ``deserialize`` raising or returning None) is rebuilt, with exactly one log line
-    saying why. A plan that cannot be written (read-only directory) is still returned, with a
-    second log line; it is rebuilt next time.
+    sidecar, ``deserialize`` raising or returning None) is built when ``policy`` allows it,
+    with exactly one log line saying why. Building holds a lock file beside the plan, and
+    looks again once it holds it, so processes starting together build once. A plan that
+    cannot be written (no writable directory) is still returned, with a warning that it will
+    be rebuilt on every start.
 
     Args:
-        onnx_path: the source ONNX (its directory holds the plan unless ``cache_dir``).
+        onnx_path: the source ONNX.
         key: what the plan must be valid for (see ``EngineKey.for_onnx``).
         build: returns the serialized plan; raises ``BackendError`` with the builder's message.
         deserialize: turns plan bytes into the runtime engine; may raise or return None.
         metadata: written to the sidecar; default: read from ``onnx_path``.
-        cache_dir: directory for plans (created if needed); default: next to the ONNX.
-        force_rebuild: rebuild even when a valid plan exists.
+        cache_dir: directory for plans (created if needed); default: see ``cache_dirs``.
+        policy: "if_missing" (build when no valid plan is cached), "never" (no valid plan is
+            an error) or "always" (rebuild).
         log: where the one line goes; default: the package logger (info for missing or
-            forced, warning for mismatch or corrupt).
+            always, warning for mismatch or corrupt).
 
     Returns:
         (the deserialized engine, what happened).
 
     Raises:
-        BackendError: the build failed, or a freshly built plan does not deserialize.
+        BackendError: unknown policy; no valid plan under policy "never"; the build failed,
+            or a freshly built plan does not deserialize.
     """
+    if policy not in BUILD_POLICIES:
+        raise BackendError(
+            f"engine build policy must be one of {', '.join(BUILD_POLICIES)}, got {policy!r}"
+        )
     onnx_path = Path(onnx_path)
-    path = engine_path(onnx_path, key, cache_dir)
-    if force_rebuild:
-        reason, detail = "forced", "rebuild requested"
-    else:
-        engine, reason, detail = _try_cached(path, key, deserialize)
+    dirs = cache_dirs(onnx_path, cache_dir)
+    reason, detail = "always", "the build policy is always"
+    if policy != "always":
+        engine, path, reason, detail = _find_cached(onnx_path, key, dirs, deserialize)
         if engine is not None:
             return engine, CacheEvent("hit", path)
-    if metadata is None:
-        metadata = read_onnx_metadata(onnx_path)
-    line = f"TensorRT engine {path.name}: building ({reason}: {detail})"
-    if log is not None:
-        log(line)
-    elif reason in ("missing", "forced"):
-        logger.info(line)
-    else:
-        logger.warning(line)
+    if policy == "never":
+        where = f" --cache-dir {cache_dir}" if cache_dir is not None else ""
+        raise BackendError(
+            f"no usable TensorRT engine for {onnx_path.name} ({reason}: {detail}) and the "
+            f"build policy is never: build it on this machine with `lowlight build-engine "
+            f"--onnx {onnx_path} --precision {key.precision}{where}`"
+        )
+    target = _writable(dirs)
+    path = engine_path(onnx_path, key, target or dirs[0])
+    with _build_lock(path if target else None, log or logger.info):
+        if policy != "always":  # another process may have built it while we waited
+            engine, _, _ = _try_cached(path, key, deserialize)
+            if engine is not None:
+                return engine, CacheEvent("hit", path)
+        if metadata is None:
+            metadata = read_onnx_metadata(onnx_path)
+        line = f"TensorRT engine {path.name}: building ({reason}: {detail})"
+        if log is not None:
+            log(line)
+        elif reason in ("missing", "always"):
+            logger.info(line)
+        else:
+            logger.warning(line)
+        engine, info, plan = _build(onnx_path, key, build, deserialize, metadata)
+        problem = _store(path, plan, info) if target else (
+            f"no writable directory among {', '.join(str(d) for d in dirs)}"
+        )
+    if problem:
+        (log or logger.warning)(
+            f"TensorRT engine {path.name} is not cached ({problem}): it is rebuilt on every "
+            "start; give a writable engine cache directory, or build it once with `lowlight "
+            "build-engine` and run with the build policy never"
+        )
+    return engine, CacheEvent("built", path, reason, detail, info.build_seconds, not problem)
 
+
+def _find_cached(
+    onnx_path: Path, key: EngineKey, dirs: list[Path], deserialize: Callable[[bytes], T | None]
+) -> tuple[T | None, Path, str, str]:
+    """The first usable plan in ``dirs``: (engine, path, "", ""), else (None, the first
+    directory's path, reason, detail), the reason being the most telling one found."""
+    first = engine_path(onnx_path, key, dirs[0])
+    found = ("missing", f"no engine at {first}")
+    for directory in dirs:
+        path = engine_path(onnx_path, key, directory)
+        engine, reason, detail = _try_cached(path, key, deserialize)
+        if engine is not None:
+            return engine, path, "", ""
+        if reason != "missing" and found[0] == "missing":
+            found = (reason, detail)
+    return None, first, *found
+
+
+def _writable(dirs: list[Path]) -> Path | None:
+    """The first of ``dirs`` that exists (or can be made) and can be written, else None."""
+    for directory in dirs:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            continue
+        if os.access(directory, os.W_OK | os.X_OK):
+            return directory
+    return None
+
+
+@contextlib.contextmanager
+def _build_lock(path: Path | None, log: Callable[[str], None]):
+    """Hold ``<plan>.lock`` (an advisory ``flock``) while building ``path``; without a
+    writable directory there is nothing to share, so no lock."""
+    if path is None:
+        yield
+        return
+    try:
+        handle = open(path.with_name(path.name + ".lock"), "a+b")
+    except OSError:
+        yield
+        return
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"TensorRT engine {path.name}: another process is building it; waiting")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _build(
+    onnx_path: Path,
+    key: EngineKey,
+    build: Callable[[], bytes],
+    deserialize: Callable[[bytes], T | None],
+    metadata: ModelMetadata,
+) -> tuple[T, EngineInfo, bytes]:
+    """Run the builder and check its plan loads: (engine, sidecar, plan bytes)."""
     start = time.perf_counter()
     try:
         plan = build()
@@ -411,7 +543,6 @@ def load_or_build(
     engine, problem = _deserialize(plan, deserialize)
     if problem:
         raise BackendError(f"the engine just built for {onnx_path.name} does not load: {problem}")
-
     info = EngineInfo(
         key=key,
         metadata=metadata,
@@ -422,9 +553,12 @@ def load_or_build(
         trt_version=key.trt_version,
         onnx_path=str(onnx_path),
     )
-    cached = True
+    return engine, info, plan
+
+
+def _store(path: Path, plan: bytes, info: EngineInfo) -> str:
+    """Write plan then sidecar (each atomically): "" or why it failed."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, plan)
         try:
             write_atomic(sidecar_path(path), info.to_json().encode("utf-8"))
@@ -432,12 +566,8 @@ def load_or_build(
             path.unlink(missing_ok=True)  # a plan without its sidecar is useless
             raise
     except OSError as err:
-        cached = False
-        warn = (
-            f"could not cache TensorRT engine {path}: {one_line(err)}; choose a writable cache dir"
-        )
-        (log or logger.warning)(warn)
-    return engine, CacheEvent("built", path, reason, detail, seconds, cached)
+        return one_line(err)
+    return ""
 
 
 def load_engine_file(

@@ -26,6 +26,14 @@ def cuda_available() -> bool:
     return "CUDAExecutionProvider" in ort.get_available_providers()
 
 
+def session_device(providers: list[str], asked: int | str) -> str:
+    """The device a session really runs on: ONNX Runtime silently drops a CUDA provider that
+    fails to load and runs on the CPU, so read ``session.get_providers()``, not the request."""
+    if asked != "cpu" and "CUDAExecutionProvider" in providers:
+        return f"cuda:{int(asked)}"
+    return "cpu"
+
+
 OUTPUT_RANKS = {"labels": 2, "confidence": 2, "reflectance": 3, "illumination": 2}
 
 
@@ -129,7 +137,13 @@ class OnnxRuntimeBackend:
             [(o.name, o.type, o.shape) for o in self.session.get_outputs()],
             path,
         )
-        self.device = f"cuda:{int(device)}" if on_gpu else "cpu"
+        self.device = session_device(self.session.get_providers(), device)
+        if on_gpu and self.device == "cpu":
+            log.warning(
+                "ONNX Runtime could not load its CUDA provider for %s (CUDA / cuDNN libraries "
+                "missing or not matching onnxruntime-gpu?); running on the CPU", path.name
+            )
+        on_gpu = self.device != "cpu"
         self._binding = None
         if on_gpu:
             self._binding = self.session.io_binding()

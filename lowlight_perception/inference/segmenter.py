@@ -134,7 +134,7 @@ def open_backend(model_path: str | Path, backend: str = "auto", device: int | st
     """Load ``model_path`` on the chosen backend, logging the choice and why.
 
     ``options`` go to the backend: ``threads`` (onnxruntime), ``precision``, ``cache_dir``,
-    ``force_rebuild``, ``cuda_graph`` (tensorrt), ``camera_size``, ``net_size`` (torch).
+    ``build_policy``, ``cuda_graph`` (tensorrt), ``camera_size``, ``net_size`` (torch).
     """
     path = Path(model_path)
     if not path.exists():
@@ -142,7 +142,7 @@ def open_backend(model_path: str | Path, backend: str = "auto", device: int | st
     name, device, reason = choose_backend(path, backend, device)
     known = {
         "onnxruntime": ("threads",),
-        "tensorrt": ("precision", "cache_dir", "force_rebuild", "cuda_graph", "workspace_gb"),
+        "tensorrt": ("precision", "cache_dir", "build_policy", "cuda_graph", "workspace_gb"),
         "torch": ("camera_size", "net_size", "upsample"),
     }[name]
     kwargs = {k: v for k, v in options.items() if k in known and v is not None}
@@ -155,7 +155,19 @@ def open_backend(model_path: str | Path, backend: str = "auto", device: int | st
 
         if device == "cpu":
             raise BackendError("the tensorrt backend runs on a CUDA GPU, not on device cpu")
-        loaded = TensorRTBackend(path, device=int(device), **kwargs)
+        try:
+            loaded = TensorRTBackend(path, device=int(device), **kwargs)
+        except BackendError as err:
+            if backend != "auto" or path.suffix.lower() != ".onnx":
+                raise
+            from .onnxruntime_backend import cuda_available as ort_cuda
+
+            log.warning("TensorRT failed (%s); backend auto falls back to ONNX Runtime", err)
+            threads = {k: v for k, v in options.items() if k == "threads" and v is not None}
+            loaded, reason = open_backend(
+                path, "onnxruntime", device if ort_cuda() else "cpu", **threads
+            )
+            return loaded, f"TensorRT failed ({err}); ONNX Runtime instead ({reason})"
     else:
         from .torch_backend import TorchBackend
 

@@ -11,14 +11,20 @@ once as a CUDA graph after a warm-up run and replayed per frame (fewer launches 
 Loading follows named steps, as isaac_ros_tensor_rt does (``_init_cuda``,
 ``_load_or_build_engine`` / ``_load_engine_file``, ``_setup_bindings``, ``_capture_graph``),
 after parameters are validated once in the constructor. Unlike it, plans are cached by
-``engine_cache`` (keyed on ONNX hash, TensorRT version, GPU, precision; never rebuilt by default)
-and the precision logged is the one the builder config really holds: fp32 clears the TF32 flag
-(TensorRT enables TF32 by default).
+``engine_cache`` (keyed on ONNX hash, TensorRT version, GPU, precision and shape profile; built
+only as the build policy allows) and the precision logged is the one the builder config really
+holds.
 
-Status: written against the TensorRT 10 Python API and cuda-python's runtime bindings, and NOT
-yet run on a GPU (the machine it was written on has none); the GPU tests skip elsewhere. INT8 is
-not implemented. TensorRT 11 removed ``BuilderFlag.FP16`` (strongly typed networks only): with
-TensorRT 11 "fp16" fails with a clear error and "fp32" builds.
+Precision, as the TensorRT 10 API has it: "fp32" builds a strongly typed network (the
+recommended mode since TensorRT 10.12: the graph's own fp32 types, no precision flags) with TF32
+disabled (TensorRT enables it by default). "fp16" needs ``BuilderFlag.FP16`` on a weakly typed
+network: deprecated since 10.12 ("superseded by strong typing") but working throughout TensorRT
+10; TensorRT 11 removed it, and there "fp16" fails with a clear error (a strongly typed fp16
+graph is not exported yet) while "fp32" builds.
+
+Status: written against the TensorRT 10 Python API (names checked against the 10.16 bindings)
+and cuda-python's runtime bindings, and NOT yet run on a GPU with TensorRT; the GPU tests skip
+elsewhere. INT8 is not implemented.
 
 tensorrt and cuda-python are imported lazily, so importing this module costs nothing on a
 machine without them; ``available()`` says whether they and a CUDA device are present.
@@ -37,6 +43,7 @@ import numpy as np
 from ..metadata import ModelMetadata
 from .backend import INPUT_NAME, OUTPUT_NAMES, BackendError, ModelError
 from .engine_cache import (
+    BUILD_POLICIES,
     ENGINE_SUFFIXES,
     PRECISIONS,
     CacheEvent,
@@ -50,13 +57,13 @@ from .engine_cache import (
 
 log = logging.getLogger("lowlight_perception.inference")
 
-INSTALL_HINT = "pip install 'tensorrt-cu12>=10,<11' cuda-python"
+INSTALL_HINT = "pip install '.[tensorrt-cu12]' (CUDA 12 driver) or '.[tensorrt-cu13]' (CUDA 13)"
 PROFILE_MIN = (32, 32)  # (W, H) smallest frame an engine of an any-size graph takes
 PROFILE_MAX = (1920, 1080)  # largest: the D435i's biggest colour profile (or the camera size)
 # What each precision means for the builder config (checked against the config's flags).
 PRECISION_TEXT = {
     "fp16": "fp16 (FP16 kernels allowed; layers kept in fp32 may use TF32)",
-    "fp32": "fp32 (TF32 disabled)",
+    "fp32": "fp32 (strongly typed, TF32 disabled)",
 }
 
 
@@ -145,6 +152,10 @@ def available(device: int = 0) -> tuple[bool, str]:
         return False, "no CUDA device found"
     if not 0 <= device < count:
         return False, f"CUDA device {device} asked for, {count} present"
+    try:
+        _check(cudart, cudart.cudaGetDeviceProperties(device), f"CUDA device {device}")
+    except BackendError as err:
+        return False, str(err)
     return True, ""
 
 
@@ -163,8 +174,9 @@ def _make_logger(trt: Any) -> Any:
                 log.error("TensorRT: %s", msg)
             elif severity == sev.WARNING:
                 log.warning("TensorRT: %s", msg)
-            else:
+            elif severity == sev.INFO:
                 log.debug("TensorRT: %s", msg)
+            # VERBOSE (thousands of lines per build) is dropped
 
     return _Logger()
 
@@ -178,8 +190,10 @@ class TensorRTBackend:
         device: CUDA device index.
         precision: "fp16" (default) or "fp32" (TF32 off) when building from ONNX; an engine
             file keeps the precision it was built with.
-        cache_dir: where built engines go; default: next to the ONNX.
-        force_rebuild: rebuild the engine even if a valid cached one exists.
+        cache_dir: where built engines go; default: next to the ONNX, or the user cache when
+            that directory is read-only (``engine_cache.cache_dirs``).
+        build_policy: "if_missing" (build when no valid engine is cached), "never" (no valid
+            cached engine is an error: a read-only image never builds by surprise) or "always".
         cuda_graph: capture copy + execute + copy as a CUDA graph after a warm-up run.
         workspace_gb: builder workspace memory limit in GiB.
 
@@ -208,7 +222,7 @@ class TensorRTBackend:
         device: int = 0,
         precision: str = "fp16",
         cache_dir: str | Path | None = None,
-        force_rebuild: bool = False,
+        build_policy: str = "if_missing",
         cuda_graph: bool = False,
         workspace_gb: float = 2.0,
     ) -> None:
@@ -228,7 +242,7 @@ class TensorRTBackend:
         self._cudart: Any = None
 
         path = Path(model_path)
-        self._validate_params(path, device, precision, workspace_gb)
+        self._validate_params(path, device, precision, build_policy, workspace_gb)
         if path.suffix.lower() in ENGINE_SUFFIXES:
             read_sidecar(path)  # a missing sidecar is a readable error before any GPU work
         self._trt, self._cudart = _import_runtime()
@@ -236,7 +250,7 @@ class TensorRTBackend:
         try:
             self._init_cuda(device)
             if path.suffix.lower() == ".onnx":
-                self._load_or_build_engine(path, precision, cache_dir, force_rebuild, workspace_gb)
+                self._load_or_build_engine(path, precision, cache_dir, build_policy, workspace_gb)
             else:
                 self._load_engine_file(path)
             self._setup_bindings()
@@ -261,7 +275,9 @@ class TensorRTBackend:
     # -- named steps -----------------------------------------------------------------------
 
     @staticmethod
-    def _validate_params(path: Path, device: int, precision: str, workspace_gb: float) -> None:
+    def _validate_params(
+        path: Path, device: int, precision: str, build_policy: str, workspace_gb: float
+    ) -> None:
         """Check the arguments once, before touching TensorRT or the GPU."""
         if precision not in PRECISIONS:
             extra = " (INT8 is not implemented)" if str(precision).lower() == "int8" else ""
@@ -270,6 +286,10 @@ class TensorRTBackend:
             )
         if not isinstance(device, int) or isinstance(device, bool) or device < 0:
             raise BackendError(f"device must be a CUDA device index >= 0, got {device!r}")
+        if build_policy not in BUILD_POLICIES:
+            raise BackendError(
+                f"build_policy must be one of {', '.join(BUILD_POLICIES)}, got {build_policy!r}"
+            )
         if not workspace_gb > 0:
             raise BackendError(f"workspace_gb must be > 0, got {workspace_gb}")
         if path.suffix.lower() not in (".onnx", *ENGINE_SUFFIXES):
@@ -291,7 +311,11 @@ class TensorRTBackend:
         self.compute_capability = (int(prop.major), int(prop.minor))
         major, minor = self.compute_capability
         self.device = f"cuda:{device} ({self.gpu_name}, sm{major}{minor})"
-        self._stream = _check(cudart, cudart.cudaStreamCreate(), "cudaStreamCreate")
+        self._stream = _check(  # non-blocking: no implicit sync with the legacy default stream
+            cudart,
+            cudart.cudaStreamCreateWithFlags(cudart.cudaStreamNonBlocking),
+            "cudaStreamCreateWithFlags",
+        )
         self._logger = _make_logger(trt)
         self._runtime = trt.Runtime(self._logger)
         self.trt_version = str(trt.__version__)
@@ -301,7 +325,7 @@ class TensorRTBackend:
         path: Path,
         precision: str,
         cache_dir: str | Path | None,
-        force_rebuild: bool,
+        build_policy: str,
         workspace_gb: float,
     ) -> None:
         """Engine of an ONNX: from the cache, or built (and cached)."""
@@ -312,12 +336,14 @@ class TensorRTBackend:
                 "strongly typed networks only): use precision fp32, or TensorRT 10 for fp16"
             )
         self.metadata: ModelMetadata = read_onnx_metadata(path)
+        any_size = self.metadata.format_version >= 2  # format 1 graphs have a fixed size
         key = EngineKey.for_onnx(
             path,
             trt_version=trt.__version__,
             gpu_name=self.gpu_name,
             compute_capability=self.compute_capability,
             precision=precision,
+            profile=profile_shapes(self.metadata.camera_size) if any_size else (),
         )
         self.engine, self.cache_event = load_or_build(
             path,
@@ -326,7 +352,7 @@ class TensorRTBackend:
             deserialize=self._deserialize,
             metadata=self.metadata,
             cache_dir=cache_dir,
-            force_rebuild=force_rebuild,
+            policy=build_policy,
         )
         self.engine_path = self.cache_event.path
         self.precision = precision
@@ -356,7 +382,7 @@ class TensorRTBackend:
         trt = self._trt
         self._logger.errors.clear()
         builder = trt.Builder(self._logger)
-        network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
+        network = builder.create_network(network_flags(trt, precision))
         parser = trt.OnnxParser(network, self._logger)
         if not parser.parse_from_file(str(path)):
             errors = [one_line(parser.get_error(i)) for i in range(parser.num_errors)]
@@ -619,6 +645,15 @@ def _dtype_name(dtype: Any) -> str:
     """TensorRT DataType -> numpy-style name ("uint8", "float", "half", ...)."""
     name = getattr(dtype, "name", str(dtype).rsplit(".", 1)[-1])
     return str(name).lower()
+
+
+def network_flags(trt: Any, precision: str) -> int:
+    """``create_network`` flags for ``precision``: strongly typed for fp32 (TensorRT 10's
+    recommended mode), weakly typed (0; explicit batch is the only mode) for fp16, which
+    needs the FP16 builder flag."""
+    if precision == "fp32" and hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"):
+        return 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    return 0
 
 
 def profile_shapes(camera_size: tuple[int, int]) -> tuple[tuple[int, int, int], ...]:

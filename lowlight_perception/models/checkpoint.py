@@ -1,13 +1,21 @@
 """Training checkpoints that rebuild their own model: weights plus the registry name, build
-config, class list and training recipe (the torchvision ``Weights.meta`` idea)."""
+config, class list and training recipe (the torchvision ``Weights.meta`` idea).
+
+A checkpoint holds tensors and plain types only and is loaded with ``weights_only=True``: a
+``.pt`` file can be named from outside (the ROS node's ``model_path``), and unpickling anything
+else could run code.
+"""
 
 from __future__ import annotations
 
 import os
+import pickle
+import re
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
+import numpy as np
 import torch
 
 from .. import atomic
@@ -16,25 +24,50 @@ from ..errors import LowlightError
 
 
 class CheckpointError(LowlightError):
-    """A checkpoint file is missing, unreadable or not one of ours."""
+    """A checkpoint file is missing, unreadable, unsafe to load or not one of ours."""
+
+
+def plain(value: Any, where: str = "checkpoint") -> Any:
+    """``value`` with numpy scalars/arrays made Python numbers/lists and paths made strings, so
+    that ``torch.load(weights_only=True)`` reads it back.
+
+    Raises:
+        CheckpointError: for anything that is not a tensor or a plain type (dict, list, tuple,
+            str, int, float, bool, None), naming where it sits.
+    """
+    if value is None or type(value) in (str, bool, int, float) or isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, np.generic | np.ndarray):  # before float: np.float64 is a float
+        return value.tolist()
+    if isinstance(value, PurePath):
+        return str(value)
+    if isinstance(value, dict):
+        return {plain(k, where): plain(v, f"{where}[{k!r}]") for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        items = [plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return items if isinstance(value, list) else tuple(items)
+    raise CheckpointError(
+        f"cannot save {where}: {type(value).__name__} is neither a tensor nor a plain type"
+    )
 
 
 def save_checkpoint(path: str | Path, model: torch.nn.Module, **extra: Any) -> None:
     """Write atomically (temp file + rename) so an interrupted save never leaves a torn file.
 
     ``model`` is a LowlightModel (or its DDP wrapper); ``extra`` holds optimizer/scheduler state,
-    epoch, metrics, the training config, etc.
+    epoch, metrics, the training config, etc.; numpy values and paths in it are stored as plain
+    Python values (see ``plain``).
     """
     net = getattr(model, "module", model)
     classes = load_classes()
     state = {
         "format": "lowlight_perception.checkpoint/1",
         "model_name": net.name,
-        "model_config": net.config,
+        "model_config": plain(net.config, "model_config"),
         "model": net.state_dict(),
         "class_names": list(classes.names),
         "palette": classes.palette.tolist(),
-        **extra,
+        **{key: plain(value, key) for key, value in extra.items()},
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -49,16 +82,27 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, **extra: Any) -> N
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The raw checkpoint dict (weights on the CPU).
+    """The raw checkpoint dict (weights on the CPU), read weights-only: nothing in it is run.
 
     Raises:
-        CheckpointError: missing file, unreadable file, or not a lowlight_perception checkpoint.
+        CheckpointError: missing file, unreadable file, a file holding other objects than tensors
+            and plain types (refused unexecuted), or not a lowlight_perception checkpoint.
     """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = re.search(r"GLOBAL (\S+)", str(err))
+        if found is None:  # not a pickle of ours at all: garbage, or another format
+            why = re.search(r"WeightsUnpickler error: \s*(.+)", str(err))
+            text = why.group(1).strip() if why else str(err).strip().splitlines()[0]
+            raise CheckpointError(f"cannot read checkpoint {path}: {text}") from None
+        raise CheckpointError(
+            f"{path} holds objects other than tensors and plain types ({found.group(1)}); "
+            "refused for safety, as loading it could run code"
+        ) from None
     except Exception as err:  # torch raises many types for a corrupt file
         raise CheckpointError(f"cannot read checkpoint {path}: {err}") from err
     if not isinstance(state, dict) or "model_name" not in state or "model" not in state:

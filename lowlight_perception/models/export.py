@@ -19,7 +19,7 @@ graph's output list is the record of what exists (a depth head, if built, is not
 Confidence is computed as 1 / sum(exp(logits - max)) rather than a full softmax: the same value,
 but ORT's channel-axis Softmax was the slowest op of the graph (lisu-small, 640x480 "logits":
 ~174 -> ~57 ms on 2 CPU cores). Every file carries ``ModelMetadata`` in its
-``metadata_props``, keeps TensorRT's ONNX rules (:func:`tensorrt_rule_problems`) and verifies
+``metadata_props``, keeps TensorRT's ONNX rules (:mod:`.tensorrt_rules`) and verifies
 itself after writing: ONNX Runtime must reproduce the PyTorch fused module on procedural frames
 at the camera size and at every size of :data:`CHECK_SIZES`, or the file is deleted and
 ``ExportError`` raised.
@@ -46,6 +46,7 @@ from ..camera import Intrinsics
 from ..classes import load_classes
 from ..errors import LowlightError
 from ..metadata import UPSAMPLE_MODES, ModelMetadata
+from . import tensorrt_rules
 
 MIN_OPSET = 17
 MAX_OPSET = 20  # the newest opset torch's TorchScript (dynamo=False) exporter writes
@@ -168,8 +169,8 @@ class FusedGraph(nn.Module):
         conf = 1.0 / torch.exp(logits - top).sum(dim=1, keepdim=True)  # (1, 1, h, w)
         labels = labels[0, 0].float()  # int64 ArgMax never leaves the graph
         if self.upsample == "labels":
-            rows = _nearest_index(self.net_hw[0], size[0])
-            cols = _nearest_index(self.net_hw[1], size[1])
+            rows = _nearest_index(self.net_hw[0], size[0], labels.device)
+            cols = _nearest_index(self.net_hw[1], size[1], labels.device)
             labels = labels[rows][:, cols]
             conf = _bilinear(conf, size)
         results = [labels.to(torch.uint8), _to_uint8(conf[0, 0])]
@@ -186,11 +187,12 @@ def _bilinear(x: torch.Tensor, size: tuple[Any, Any]) -> torch.Tensor:
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
-def _nearest_index(src: int, dst: Any) -> torch.Tensor:
+def _nearest_index(src: int, dst: Any, device: torch.device) -> torch.Tensor:
     """Source index of each of ``dst`` pixels by pixel centres, floor((i + 0.5) * src / dst),
     in exact integer arithmetic: identical in every runtime, and ``dst`` may be a traced size.
-    Never beyond ``src - 1``, as 2i + 1 < 2 dst."""
-    i = torch.arange(dst)
+    Never beyond ``src - 1``, as 2i + 1 < 2 dst. Made on ``device``: on CUDA no host->device
+    copy per frame (which a CUDA graph capture also forbids)."""
+    i = torch.arange(dst, device=device)
     return torch.div((2 * i + 1) * src, 2 * dst, rounding_mode="floor")
 
 
@@ -376,7 +378,7 @@ def write_graph(fused: FusedGraph, path: Path, meta: ModelMetadata, opset: int) 
             if value.name == "reflectance":
                 value.type.tensor_type.shape.dim[2].ClearField("dim_param")
                 value.type.tensor_type.shape.dim[2].dim_value = 3
-        problems = tensorrt_rule_problems(proto)
+        problems = tensorrt_rules.problems(proto)
         if problems:
             raise ExportError(f"graph breaks TensorRT's ONNX rules: {'; '.join(problems)}")
         del proto.metadata_props[:]
@@ -398,40 +400,6 @@ def write_graph(fused: FusedGraph, path: Path, meta: ModelMetadata, opset: int) 
     except Exception as err:  # torch/onnx raise many types; report one readable line
         first = (str(err).strip().splitlines() or [""])[0]
         raise ExportError(f"ONNX export failed: {type(err).__name__}: {first}") from err
-
-
-def tensorrt_rule_problems(proto: Any) -> list[str]:
-    """Where an ONNX graph breaks rules of TensorRT 10's ONNX parser that ONNX Runtime does not
-    have (onnx-tensorrt, release/10.x: docs/operators.md "UINT8 is only supported as network
-    input or output"; ModelImporter.cpp rejects UINT8 intermediate tensors; NVIDIA/TensorRT
-    #3985: a UINT8 input must feed a Cast directly), plus no If / Loop / Scan (control flow
-    whose branches may differ in rank, and data-dependent shapes in an engine).
-
-    Returns:
-        One readable line per problem; empty when the graph keeps the rules.
-    """
-    import onnx
-
-    graph = onnx.shape_inference.infer_shapes(proto).graph
-    uint8 = onnx.TensorProto.UINT8
-    types = {
-        v.name: v.type.tensor_type.elem_type
-        for v in (*graph.input, *graph.output, *graph.value_info)
-    }
-    types.update({init.name: init.data_type for init in graph.initializer})
-    inputs = {v.name for v in graph.input}
-    outputs = {v.name for v in graph.output}
-    problems = []
-    for node in graph.node:
-        if node.op_type in ("If", "Loop", "Scan"):
-            problems.append(f"{node.op_type} node {node.name!r}")
-        for name in node.input:
-            if types.get(name) == uint8 and not (name in inputs and node.op_type == "Cast"):
-                problems.append(f"uint8 tensor {name!r} feeds {node.op_type} {node.name!r}")
-        for name in node.output:
-            if types.get(name) == uint8 and not (name in outputs and node.op_type == "Cast"):
-                problems.append(f"uint8 tensor {name!r} made by {node.op_type} {node.name!r}")
-    return problems
 
 
 def ort_session(path: str | Path, threads: int = 0) -> Any:

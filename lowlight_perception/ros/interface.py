@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..config import DEMO_MODEL
+from ..inference.engine_cache import BUILD_POLICIES, PRECISIONS
 
 NODE_NAME = "lowlight_perception"
 PARAMS_KEY = f"/**/{NODE_NAME}"
@@ -110,8 +111,20 @@ PARAMS = (
         any_type=True,
     ),
     Param("threads", 0, "ONNX Runtime CPU threads (0 = its default)", low=0, high=256),
-    Param("precision", "fp16", "TensorRT precision", choices=("fp16", "fp32")),
-    Param("engine_cache_dir", "", "where TensorRT engines are cached (empty: next to the ONNX)"),
+    Param("precision", "fp16", "TensorRT precision", choices=PRECISIONS),
+    Param(
+        "engine_cache_dir",
+        "",
+        "where TensorRT engines are cached (empty: next to the ONNX, or ~/.cache/"
+        "lowlight_perception/engines when that is read-only)",
+    ),
+    Param(
+        "engine_build",
+        "if_missing",
+        "when TensorRT may build an engine: if_missing, never (a missing one fails configure), "
+        "always",
+        choices=BUILD_POLICIES,
+    ),
     Param("use_depth", True, "pair colour with aligned depth (needed for semantic_points)"),
     Param("sync_slop", 0.02, "max colour/depth stamp difference in seconds", low=0.0, high=1.0),
     Param(

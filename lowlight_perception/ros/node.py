@@ -259,6 +259,7 @@ class PerceptionNode(LifecycleNode):
                 threads=self.p("threads"),
                 precision=self.p("precision"),
                 cache_dir=self.p("engine_cache_dir") or None,
+                build_policy=self.p("engine_build"),
             )
             segmenter.warm_up()  # allocations, engine set-up, the output contract
         except Exception as err:  # a bad model must never leave the node wedged

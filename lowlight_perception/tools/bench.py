@@ -364,6 +364,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     n.add_argument("--threads", type=int, default=2, help="ONNX Runtime CPU threads")
     n.add_argument("--out-dir", type=Path, default=Path("bench/results"))
     n.set_defaults(run=run_node)
+    from . import bench_gpu
+
+    bench_gpu.add_parser(benches)  # `bench gpu`: the prepared GPU validation run
 
 
 def run_segment(args: argparse.Namespace) -> int:

@@ -4,8 +4,9 @@ Why: a TensorRT build takes seconds to minutes and must run on the target's GPU 
 version; a drone image builds its engine once at image build time, and the node then finds it in
 the cache on every start instead of building in the air. This command goes through the same
 cache as the node (``inference.engine_cache``): it builds only when the cached engine is missing,
-stale or corrupt (or with ``--force``), then prints the engine's I/O, precision, build time and
-path. tensorrt is imported only when the command runs, never at ``lowlight`` start-up.
+stale or corrupt (``--build always`` rebuilds; ``--build never`` only checks), then prints the
+engine's I/O, precision, build time and path. tensorrt is imported only when the command runs,
+never at ``lowlight`` start-up.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import LowlightError
+from ..inference.engine_cache import BUILD_POLICIES
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -36,7 +38,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--cache-dir", type=Path, default=None, help="engine directory (default: ONNX's)"
     )
-    p.add_argument("--force", action="store_true", help="rebuild even if a valid engine is cached")
+    p.add_argument(
+        "--build",
+        choices=BUILD_POLICIES,
+        default="if_missing",
+        help="if_missing (default): build unless a valid engine is cached; always: rebuild; "
+        "never: only check that a valid one is cached (exit 2 if not)",
+    )
     p.add_argument("--device", type=int, default=0, help="CUDA device index (default 0)")
     p.add_argument(
         "--workspace-gb", type=float, default=2.0, help="builder workspace limit in GiB (default 2)"
@@ -55,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         precision=args.precision,
         cache_dir=args.cache_dir,
-        force_rebuild=args.force,
+        build_policy=args.build,
         workspace_gb=args.workspace_gb,
     )
     try:

@@ -4,6 +4,7 @@ overrides, validated completely before any data is read or any weight is touched
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -187,5 +188,7 @@ def validate(config: TrainConfig) -> None:
         raise ConfigError(f"init_from checkpoint not found: {config.init_from}")
     if config.loss.depth_weight > 0 and not config.model_config.get("depth_head"):
         raise ConfigError("loss.depth_weight > 0 needs model_config.depth_head: true")
-    if config.device not in ("auto", "cpu") and not config.device.startswith("cuda"):
+    if not isinstance(config.device, str) or not re.fullmatch(
+        r"auto|cpu|cuda(:\d+)?", config.device
+    ):
         raise ConfigError(f"device must be auto, cpu or cuda[:N], got {config.device!r}")

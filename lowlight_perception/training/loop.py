@@ -49,17 +49,27 @@ class Runtime:
         return self.rank == 0
 
 
+def resolve_device(want: str, cuda: bool, world: int = 1, local_rank: int = 0) -> torch.device:
+    """The configured device with a concrete CUDA index (``torch.cuda.set_device`` needs one):
+    ``cuda`` and ``auto`` with CUDA become ``cuda:LOCAL_RANK`` (``cuda:0`` in a single
+    process); an explicit ``cuda:N`` is kept.
+
+    Raises:
+        ConfigError: CUDA asked for but ``cuda`` (availability) is false.
+    """
+    if want == "auto":
+        want = "cuda" if cuda else "cpu"
+    if want.startswith("cuda") and not cuda:
+        raise ConfigError(f"device {want!r} asked for, but no CUDA device is available")
+    return torch.device(f"cuda:{local_rank if world > 1 else 0}" if want == "cuda" else want)
+
+
 def setup_runtime(config: TrainConfig) -> Runtime:
     """Pick the device and join the process group when launched by ``torchrun``."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    want = config.device
-    if want == "auto":
-        want = "cuda" if torch.cuda.is_available() else "cpu"
-    if want.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {config.device!r} asked for, but no CUDA device is available")
-    device = torch.device(f"cuda:{local}" if want == "cuda" and world > 1 else want)
+    device = resolve_device(config.device, torch.cuda.is_available(), world, local)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if world > 1 and not dist.is_initialized():
@@ -74,7 +84,12 @@ def seed_everything(seed: int) -> None:
 
 
 def make_loader(config: TrainConfig, split: str, rt: Runtime, shuffle: bool) -> DataLoader:
-    """DataLoader over the configured dataset; sharded per rank under torchrun."""
+    """DataLoader over the configured dataset; sharded per rank under torchrun.
+
+    Training shards come from DistributedSampler (reshuffled per epoch, padded to equal length);
+    evaluation shards (``shuffle=False``) are the plain split ``rank, rank + world, ...``, so
+    no sample is repeated and the merged metrics are exactly those of the whole split.
+    """
     data = config.data
     options = dict(data.options)
     options["size"] = tuple(data.size)
@@ -84,9 +99,11 @@ def make_loader(config: TrainConfig, split: str, rt: Runtime, shuffle: bool) -> 
         raise ConfigError(f"data.options do not fit data.kind={data.kind}: {err}") from None
     if len(dataset) == 0:
         raise ConfigError(f"the {split} split of {data.kind} {data.path or ''} is empty")
-    sampler = None
-    if rt.world > 1:
-        sampler = DistributedSampler(dataset, rt.world, rt.rank, shuffle=shuffle, seed=config.seed)
+    sampler: Any = None
+    if rt.world > 1 and shuffle:
+        sampler = DistributedSampler(dataset, rt.world, rt.rank, shuffle=True, seed=config.seed)
+    elif rt.world > 1:
+        sampler = range(rt.rank, len(dataset), rt.world)
     generator = torch.Generator().manual_seed(config.seed)
     return DataLoader(
         dataset,
@@ -94,26 +111,43 @@ def make_loader(config: TrainConfig, split: str, rt: Runtime, shuffle: bool) -> 
         shuffle=shuffle and sampler is None,
         sampler=sampler,
         num_workers=data.workers,
-        collate_fn=collate,
+        collate_fn=collate_tensors,
         drop_last=shuffle and len(dataset) >= config.batch_size * rt.world,
         generator=generator,
         persistent_workers=data.workers > 0,
+        pin_memory=rt.device.type == "cuda",  # so the non_blocking copies are asynchronous
     )
 
 
-def to_tensors(batch: dict[str, Any], device: torch.device) -> dict[str, torch.Tensor]:
-    """Collated numpy batch -> float images in [0, 1] NCHW, long labels, depth in metres."""
+def collate_tensors(samples: list[Any]) -> dict[str, Any]:
+    """``data.datasets.collate`` with the fields training reads as CPU tensors (depth as
+    float32): DataLoader's ``pin_memory`` pins tensors but leaves numpy arrays pageable."""
+    batch = collate(samples)
+    for key in ("low", "normal", "label", "depth"):
+        if batch.get(key) is not None:
+            array = batch[key]
+            batch[key] = torch.from_numpy(array.astype(np.float32) if key == "depth" else array)
+    return batch
 
-    def image(a: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(a).to(device, non_blocking=True).permute(0, 3, 1, 2).float() / 255
+
+def to_tensors(batch: dict[str, Any], device: torch.device) -> dict[str, torch.Tensor]:
+    """Collated batch (numpy arrays or CPU tensors) -> float images in [0, 1] NCHW, long
+    labels, depth in metres, copied to ``device`` without blocking (from pinned memory)."""
+
+    def move(a: Any) -> torch.Tensor:
+        return torch.as_tensor(a).to(device, non_blocking=True)
+
+    def image(a: Any) -> torch.Tensor:
+        return move(a).permute(0, 3, 1, 2).float() / 255
 
     out = {"low": image(batch["low"]), "normal": image(batch["normal"])}
     if batch.get("label") is not None:
-        out["label"] = torch.from_numpy(batch["label"]).to(device).long()
+        out["label"] = move(batch["label"]).long()
     if batch.get("depth") is not None:
-        out["depth_m"] = (
-            torch.from_numpy(batch["depth"].astype(np.float32)).to(device)[:, None] / 1000
-        )
+        depth = batch["depth"]
+        if isinstance(depth, np.ndarray):
+            depth = depth.astype(np.float32)
+        out["depth_m"] = move(depth).float()[:, None] / 1000
     return out
 
 
@@ -159,6 +193,22 @@ class TrainStep(nn.Module):
         )
 
 
+def restore_scaler(scaler: torch.amp.GradScaler, saved: dict[str, Any]) -> str | None:
+    """Load a checkpoint's GradScaler state only when it has one and this run uses AMP.
+
+    A run saved without AMP holds an empty state, which ``load_state_dict`` refuses; resuming
+    across AMP on/off starts the scaler fresh instead. Returns the line to log then, else None.
+    """
+    if scaler.is_enabled() and saved:
+        scaler.load_state_dict(saved)
+        return None
+    if scaler.is_enabled():
+        return "resume: the checkpoint was saved without AMP; the gradient scaler starts fresh"
+    if saved:
+        return "resume: this run has no AMP; the checkpoint's gradient-scaler state is not used"
+    return None
+
+
 def poly_schedule(optimizer: torch.optim.Optimizer, total_steps: int, power: float):
     """Polynomial decay lr = base * (1 - step / total) ** power, stepped per iteration."""
     total = max(total_steps, 1)
@@ -179,6 +229,22 @@ def set_stage(model: nn.Module, stage: str, freeze_encoders: bool) -> list[nn.Pa
     return [p for p in params if p.requires_grad]
 
 
+SYNC_EVERY = 10
+"""Batches between host syncs in training (progress bar, finiteness check), not one per batch."""
+
+
+def _means(sums: dict[str, torch.Tensor], count: int, desc: str) -> dict[str, float]:
+    """The summed terms as means: one device->host sync; raises if the loss went non-finite
+    since the previous sync (a non-finite sum stays non-finite)."""
+    means = dict(zip(sums, (torch.stack(list(sums.values())) / count).tolist(), strict=True))
+    if not math.isfinite(means["loss"]):
+        first = (count - 1) // SYNC_EVERY * SYNC_EVERY
+        raise FloatingPointError(
+            f"{desc}: loss became {means['loss']} in batches {first}-{count - 1}"
+        )
+    return means
+
+
 def train_one_epoch(
     step: nn.Module,
     loader: DataLoader,
@@ -189,12 +255,20 @@ def train_one_epoch(
     config: TrainConfig,
     desc: str,
 ) -> dict[str, float]:
-    """One pass over ``loader``; returns mean loss and mean of every logged term."""
+    """One pass over ``loader``; returns mean loss and mean of every logged term.
+
+    Losses are summed as float64 device tensors and read back every ``SYNC_EVERY`` batches, so
+    a CUDA run does not wait for the GPU each batch; the means equal those of per-batch
+    ``.item()`` sums.
+
+    Raises:
+        FloatingPointError: the loss became NaN or infinite, naming the batch range.
+    """
     step.train()
     base = getattr(step, "module", step)
     if base.stage == "joint" and base.model.decomp is not None:
         base.model.decomp.eval()  # frozen decomposition: no BatchNorm/dropout updates
-    sums: dict[str, float] = {}
+    sums: dict[str, torch.Tensor] = {}
     count = 0
     limit = config.max_batches or len(loader)
     bar = tqdm(
@@ -211,55 +285,79 @@ def train_one_epoch(
         batch = to_tensors(raw, rt.device)
         with torch.autocast(rt.device.type, dtype=torch.float16, enabled=scaler.is_enabled()):
             loss, terms = step(batch)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"{desc}: loss became {loss.item()} at batch {i}")
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()
         count += 1
-        sums["loss"] = sums.get("loss", 0.0) + loss.item()
-        for key, value in terms.items():
-            sums[key] = sums.get(key, 0.0) + float(value)
-        bar.set_postfix(loss=f"{sums['loss'] / count:.4f}")
-    return {k: v / max(count, 1) for k, v in sums.items()}
+        for key, value in {"loss": loss, **terms}.items():
+            value = torch.as_tensor(value).detach().to(rt.device, torch.float64)
+            sums[key] = sums[key] + value if key in sums else value
+        if count % SYNC_EVERY == 0:
+            bar.set_postfix(loss=f"{_means(sums, count, desc)['loss']:.4f}")
+    return _means(sums, count, desc) if count else {}
+
+
+def gathered(value: Any, rt: Runtime) -> list[Any]:
+    """``value`` from every rank, in rank order (``[value]`` in a single process)."""
+    if rt.world == 1:
+        return [value]
+    values: list[Any] = [None] * rt.world
+    dist.all_gather_object(values, value)
+    return values
 
 
 @torch.no_grad()
 def evaluate(
     model: nn.Module, step: nn.Module, loader: DataLoader, rt: Runtime, config: TrainConfig
 ) -> dict[str, Any]:
-    """Validation loss and, for the joint stage, OA/mAcc/mIoU/FWIoU over the whole split."""
+    """Validation loss and, for the joint stage, OA/mAcc/mIoU/FWIoU over the whole split.
+
+    Under torchrun every rank must call it: each scores its shard with rank 0's BatchNorm
+    statistics (the model rank 0 saves), and the confusion matrices and loss sums are merged, so
+    every rank returns the metrics of the whole split. ``val_loss`` is the mean of the batch
+    losses weighted by batch size.
+    """
     model.eval()
+    if rt.world > 1:  # DDP syncs buffers at a training forward's start: the last batch's
+        for buffer in model.buffers():  # BatchNorm statistics differ; score rank 0's model
+            dist.broadcast(buffer, 0)
     base = getattr(step, "module", step)
     matrix = ConfusionMatrix(load_classes().num_classes, ignore_index=0)
-    loss_sum, count = 0.0, 0
+    loss_sum = torch.zeros((), dtype=torch.float64, device=rt.device)
+    count = 0
     limit = config.max_batches or len(loader)
     for i, raw in enumerate(loader):
         if i >= limit:
             break
         batch = to_tensors(raw, rt.device)
         loss, _ = base(batch)
-        loss_sum += loss.item()
-        count += 1
+        size = len(batch["low"])
+        loss_sum += loss.double() * size
+        count += size
         if base.stage == "joint" and "label" in batch:
             pred = model(batch["low"])["logits"].argmax(1)
             matrix.update(pred.cpu().numpy(), batch["label"].cpu().numpy())
-    result: dict[str, Any] = {"val_loss": loss_sum / max(count, 1)}
+    parts = gathered((matrix, loss_sum.item(), count), rt)
+    for other, _, _ in parts[1:]:
+        matrix.merge(other)
+    total, count = sum(p[1] for p in parts), sum(p[2] for p in parts)
+    result: dict[str, Any] = {"val_loss": total / max(count, 1)}
     if base.stage == "joint":
         m = matrix.compute()
         result.update(mIoU=m.mIoU, OA=m.OA, mAcc=m.mAcc, FWIoU=m.FWIoU)
     return result
 
 
-def majority_baseline(loader: DataLoader) -> float:
-    """mIoU of predicting the most frequent ground-truth class everywhere (a floor for mIoU)."""
+def majority_baseline(loader: DataLoader, rt: Runtime) -> float:
+    """mIoU of predicting the most frequent ground-truth class everywhere (a floor for mIoU),
+    over the whole split (every rank calls it under torchrun)."""
     n = load_classes().num_classes
     hist = np.zeros(n, np.int64)
     for raw in loader:
-        hist += np.bincount(raw["label"].ravel(), minlength=n)[:n]
-    return majority_class_miou(hist)
+        hist += np.bincount(np.asarray(raw["label"]).ravel(), minlength=n)[:n]
+    return majority_class_miou(sum(gathered(hist, rt)))
 
 
 class RunLog:
@@ -321,7 +419,8 @@ def _stages(config: TrainConfig, model: nn.Module) -> list[tuple[str, int]]:
 
 
 def train(config: TrainConfig, resume: str | None = None) -> dict[str, Any]:
-    """Run the configured stages; returns a summary (best metrics, paths, time).
+    """Run the configured stages; returns a summary (best metrics, paths, time; ``best`` is None
+    on torchrun ranks other than 0).
 
     Checkpoints: ``last.pt`` every epoch (resumable: model, optimizer, scheduler, scaler, stage,
     epoch), ``best.pt`` at the best val mIoU (joint) or lowest val loss (decomp-only runs).
@@ -370,7 +469,9 @@ def train(config: TrainConfig, resume: str | None = None) -> dict[str, Any]:
         if state and state["stage"] == stage:
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
-            scaler.load_state_dict(state["scaler"])
+            note = restore_scaler(scaler, state.get("scaler") or {})
+            if note and rt.main:
+                print(note)
             first = state["epoch"] + 1
             state = None
         for epoch in range(first, epochs):
@@ -387,8 +488,8 @@ def train(config: TrainConfig, resume: str | None = None) -> dict[str, Any]:
                 config,
                 desc=f"{stage} {epoch + 1}/{epochs}",
             )
+            row.update(evaluate(model, step, val_loader, rt, config))  # every rank: collective
             if rt.main:
-                row.update(evaluate(model, step, val_loader, rt, config))
                 row.update(
                     stage=stage,
                     epoch=epoch + 1,
@@ -421,14 +522,14 @@ def train(config: TrainConfig, resume: str | None = None) -> dict[str, Any]:
             if rt.world > 1:
                 dist.barrier()
     result = {
-        "best": best,
+        "best": best if rt.main else None,  # None: other ranks print no summary
         "seconds": round(time.perf_counter() - start, 1),
         "out": str(out),
         "processes": rt.world,
         "device": str(rt.device),
     }
-    if rt.main and any(s == "joint" for s, _ in stages):
-        result["majority_baseline_mIoU"] = majority_baseline(val_loader)
+    if any(s == "joint" for s, _ in stages):
+        result["majority_baseline_mIoU"] = majority_baseline(val_loader, rt)
     if rt.world > 1:
         dist.destroy_process_group()
     return result
