@@ -11,3 +11,18 @@ class ConfigError(LowlightError):
 
 class DatasetError(LowlightError):
     """A dataset directory, file or pair cannot be read or does not match."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, ``timeout``, a container stopping), raised where Ctrl-C would be, so
+    every long command stops the same way: partial results written and marked incomplete."""
+
+
+def stop_reason(err: KeyboardInterrupt) -> str:
+    """How a stop is reported: the user's Ctrl-C, or a SIGTERM."""
+    return "terminated (SIGTERM)" if isinstance(err, Terminated) else "interrupted by the user"
+
+
+def exit_status(err: KeyboardInterrupt) -> int:
+    """The shell's convention, 128 + signal number: 143 for SIGTERM, 130 for SIGINT."""
+    return 143 if isinstance(err, Terminated) else 130

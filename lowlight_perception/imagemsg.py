@@ -1,4 +1,5 @@
-"""sensor_msgs/Image and CameraInfo -> numpy, for any object with the message's fields.
+"""sensor_msgs/Image, CompressedImage and CameraInfo -> numpy, for any object with the
+message's fields.
 
 Why here and not in ``ros/``: the node decodes rclpy messages, while the bag tools decode the
 dataclasses ``rosbags`` deserialises, and the evaluation layer must not import rclpy (only
@@ -12,13 +13,20 @@ bytes-like object: it is read with ``np.frombuffer``, so a decoded image is a ze
 possibly strided view over the message buffer, honouring ``step`` padding. Only data in the
 other byte order than the host (``is_bigendian``) is copied, to swap it.
 
+CompressedImage (image_transport's ``compressed`` and ``compressedDepth`` streams, what a drone
+records to save disk) is decoded with Pillow to the arrays the raw decoders give: RGB uint8 for
+colour, uint16 mm or float32 m for depth; the rules followed are noted above
+:func:`compressed_rgb`.
+
 Invalid messages raise :class:`ImageError` / :class:`CameraInfoError` with a message naming the
 problem, so callers can log it, count it and skip the frame.
 """
 
 from __future__ import annotations
 
+import io
 import math
+import struct
 import sys
 from typing import Any
 
@@ -215,3 +223,167 @@ def distortion_warning(msg: Any) -> str | None:
         f"camera_info distortion model {model!r} is not supported: semantic_points are "
         "back-projected as a pinhole (publish rectified images with their camera_info)"
     )
+
+
+# --------------------------------------------------------------------------- CompressedImage
+#
+# What image_transport_plugins (ros-perception/image_transport_plugins, branches humble and
+# rolling, the same in both for what is read here) puts in a sensor_msgs/CompressedImage:
+#
+# * compressed_image_transport (topic ``<base>/compressed``), compressed_publisher.cpp
+#   CompressedPublisher::publish: ``format = <source encoding> + "; jpeg compressed " + "bgr8"``
+#   for any colour source (rgb8 too: cv_bridge converts it to bgr8 before cv::imencode), or
+#   ``"mono8"`` for grey ones; PNG likewise ``"; png compressed bgr8"`` (``"bgr" + bit depth``,
+#   nothing after "compressed " for grey). cv::imencode reads a Mat as B, G, R and writes a
+#   standard file, so the file holds the true colours.
+# * compressed_subscriber.cpp CompressedSubscriber::internalCallback decodes with cv::imdecode
+#   (codec from the bytes, not the string), then: no ';' in format (an older publisher) -> bgr8
+#   for 3 channels; otherwise the source encoding before ';', and for a colour encoding it swaps
+#   channels unless the rest contains "compressed bgr" (a Mat stored as "rgb" was written
+#   swapped). We follow that rule: the file's RGB is the colour unless the tail names an rgb
+#   layout, then it is reversed.
+# * compressed_depth_image_transport (topic ``<base>/compressedDepth``), codec.cpp and
+#   compression_common.h: ``data`` = ConfigHeader {enum compressionFormat format (int32,
+#   INV_DEPTH = 0); float depthParam[2]} (12 bytes, memcpy'd in host order, little-endian on
+#   every ROS 2 tier-1 machine) + the PNG. ``format = <encoding> + "; compressedDepth"`` (humble)
+#   or ``"; compressedDepth png"`` / ``"; compressedDepth rvl"`` (rolling). 16UC1 depth is the
+#   PNG itself (mm above depth_max zeroed by the publisher; depthParam left unset); 32FC1 is a
+#   16-bit PNG of quantised inverse depth v, decoded as ``depthParam[0] / (v - depthParam[1])``
+#   (float arithmetic) with v = 0 meaning no depth (NaN). The decoder checks
+#   ``data.size() > sizeof(ConfigHeader)`` and ignores ``format`` in the header.
+
+CONFIG_HEADER = struct.Struct("<i2f")
+"""compressed_depth_image_transport's ConfigHeader: int32 format, float32 depthParam[2]."""
+COMPRESSED_CODECS = ("JPEG", "PNG")
+"""Codecs decoded from a compressed colour image (the compressed plugin's tiff is not)."""
+
+
+def is_compressed(msg: Any) -> bool:
+    """Whether ``msg`` is a sensor_msgs/CompressedImage (``format`` and ``data``, no
+    ``encoding``): the bag reader and the replay take either kind on a camera topic."""
+    return hasattr(msg, "format") and not hasattr(msg, "encoding")
+
+
+def split_format(format_: str) -> tuple[str | None, str]:
+    """(source encoding, the rest) of a CompressedImage ``format``; encoding None for the
+    old style without ';' (e.g. plain "jpeg"), whose whole string is the rest."""
+    head, sep, tail = str(format_).partition(";")
+    return (head.strip(), tail.strip()) if sep else (None, head.strip())
+
+
+def _bytes(msg: Any, what: str) -> np.ndarray:
+    try:
+        return np.frombuffer(msg.data, dtype=np.uint8)
+    except (TypeError, ValueError) as err:
+        raise ImageError(f"compressed {what} data is not a byte buffer ({err})") from None
+
+
+def _open_image(buf: np.ndarray, what: str, codecs: tuple[str, ...]) -> Any:
+    """The Pillow image of ``buf`` (fully loaded), or an ImageError with a countable reason:
+    no data, not one of ``codecs``, or corrupt / truncated."""
+    from PIL import Image, UnidentifiedImageError
+
+    if buf.size == 0:
+        raise ImageError(f"compressed {what} has no data")
+    try:
+        image = Image.open(io.BytesIO(buf.tobytes()), formats=codecs)
+        image.load()
+    except UnidentifiedImageError:
+        raise ImageError(
+            f"compressed {what} is not {' or '.join(codecs)} data (corrupt, or another codec)"
+        ) from None
+    except Exception as err:  # Pillow raises OSError, SyntaxError, ValueError, zlib errors...
+        raise ImageError(
+            f"compressed {what} is corrupt or truncated ({type(err).__name__})"
+        ) from None
+    return image
+
+
+def compressed_rgb(msg: Any) -> np.ndarray:
+    """(H, W, 3) uint8 RGB, C-contiguous, of a compressed colour image (JPEG or PNG).
+
+    Follows compressed_image_transport's subscriber (see the notes above this function): the
+    colour encoding before ';' must be one :func:`rgb_view` takes; channels are reversed when
+    the rest names an rgb layout instead of "compressed bgr"; the old style (no ';') is read as
+    the file's colours. Alpha is dropped, palette images are expanded.
+
+    Raises:
+        ImageError: a non-colour or unknown source encoding, data that is not JPEG or PNG,
+            corrupt or truncated data, or a grey image.
+    """
+    encoding, tail = split_format(msg.format)
+    if encoding is not None:
+        encoding_spec(encoding)  # an unknown encoding is named as such
+        if encoding not in _RGB_INDEX:
+            raise ImageError(
+                f"compressed image of encoding {encoding!r} is not colour; expected one of "
+                f"{', '.join(_RGB_INDEX)}"
+            )
+    image = _open_image(
+        _bytes(msg, "colour image"), f"colour image ({msg.format!r})", COMPRESSED_CODECS
+    )
+    if image.mode in ("L", "LA", "1", "I", "F") or image.mode.startswith("I;16"):
+        raise ImageError(
+            f"compressed colour image ({msg.format!r}) decodes to grey ({image.mode}), not colour"
+        )
+    rgb = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+    if encoding is not None and "compressed bgr" not in tail:
+        rgb = rgb[..., ::-1]
+    return np.ascontiguousarray(rgb)
+
+
+def _depth_codec(format_: str) -> tuple[str, str]:
+    """(depth encoding, "png" | "rvl") of a compressedDepth ``format``, after codec.cpp's
+    decodeCompressedDepthImage (rolling): no ';' or a bare "compressedDepth" is png."""
+    encoding, tail = split_format(format_)
+    if encoding is None:
+        return tail, "png"
+    if "compressedDepth png" in tail:
+        return encoding, "png"
+    if "compressedDepth rvl" in tail:
+        return encoding, "rvl"
+    if "compressedDepth" in tail and "compressedDepth " not in tail:
+        return encoding, "png"
+    raise ImageError(f"unsupported compressedDepth format {format_!r}")
+
+
+def compressed_depth_to_numpy(msg: Any) -> tuple[str, np.ndarray]:
+    """(encoding, array) of a compressedDepth image: what the plugin's subscriber hands on.
+
+    16UC1 / mono16: (H, W) uint16 millimetres (0 = invalid). 32FC1: (H, W) float32 metres,
+    NaN where the quantised inverse depth is 0, exactly as codec.cpp computes it.
+
+    Raises:
+        ImageError: an encoding that is not 16UC1, mono16 or 32FC1; RVL (rolling's other
+            codec, not supported); data no longer than the 12-byte ConfigHeader; a PNG that
+            is corrupt, truncated or not 16-bit single-channel.
+    """
+    encoding, codec = _depth_codec(msg.format)
+    if encoding not in (*DEPTH_MM_ENCODINGS, "32FC1"):
+        raise ImageError(
+            f"compressedDepth encoding {encoding!r} is not depth; expected 16UC1, mono16 or 32FC1"
+        )
+    if codec == "rvl":
+        raise ImageError("compressedDepth rvl is not supported (png is): republish as png")
+    buf = _bytes(msg, "depth")
+    if buf.size <= CONFIG_HEADER.size:
+        raise ImageError(
+            f"compressedDepth data is truncated: no longer than its {CONFIG_HEADER.size}-byte "
+            "ConfigHeader"
+        )
+    _, quant_a, quant_b = CONFIG_HEADER.unpack_from(buf[: CONFIG_HEADER.size].tobytes())
+    image = _open_image(buf[CONFIG_HEADER.size :], f"depth ({msg.format!r})", ("PNG",))
+    if image.mode not in ("I", "I;16", "I;16B", "I;16L"):
+        raise ImageError(
+            f"compressedDepth PNG has mode {image.mode}; expected 16-bit single-channel"
+        )
+    values = np.asarray(image)
+    if values.dtype != np.uint16:  # mode "I": int32 holding 16-bit values
+        values = np.clip(values, 0, 65535).astype(np.uint16)
+    if encoding != "32FC1":
+        return encoding, np.ascontiguousarray(values)
+    inverse = values.astype(np.float32)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        metres = np.float32(quant_a) / (inverse - np.float32(quant_b))
+    metres[values == 0] = np.nan
+    return encoding, metres.astype(np.float32, copy=False)

@@ -133,13 +133,13 @@ def test_written_bag_as_rosbags_and_ros2_bag_play_see_it(tmp_path, samples):
         expected = [T0_NS + round(i * 1e9 / 15) for i in range(8)]
         assert all(stamps == expected for stamps in seen.values())
         meta = yaml.safe_load((out / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
-        assert meta["version"] == 9 and meta["storage_identifier"] == storage
+        assert meta["version"] == bags.ROSBAG2_VERSION and meta["storage_identifier"] == storage
         for topic in meta["topics_with_message_count"]:
             profile = topic["topic_metadata"]["offered_qos_profiles"]
-            if isinstance(profile, str):
-                profile = yaml.safe_load(profile)
-            assert profile[0]["reliability"] == "reliable"
-            assert profile[0]["history"] == "keep_last"
+            assert isinstance(profile, str)  # version 8: one YAML string (test_bag_distros.py)
+            profile = yaml.safe_load(profile)
+            assert profile[0]["reliability"] == 1  # RMW_QOS_POLICY_RELIABILITY_RELIABLE
+            assert profile[0]["history"] == 1  # RMW_QOS_POLICY_HISTORY_KEEP_LAST
             assert topic["topic_metadata"]["type_description_hash"].startswith("RIHS01_")
 
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 import csv
 import json
 import math
+import signal
 import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -388,3 +390,27 @@ def test_cli_errors_are_one_line_with_status_2(args, message, bags, model, tmp_p
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err, err
+
+
+def test_sigterm_stops_eval_like_ctrl_c_with_a_partial_report(samples, model, tmp_path):
+    """`kill`, `timeout` or a container stopping send SIGTERM: a real `lowlight eval` process
+    keeps what it scored, marks the report incomplete, and exits 143 (128 + SIGTERM)."""
+    bag = tmp_path / "long"
+    write_bag(samples * 100, bag, storage="mcap", progress=False)  # 1200 frames: seconds
+    out = tmp_path / "report"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lowlight_perception.tools.cli", "eval", "--bag", str(bag),
+         "--model", str(model), "--out", str(out), "--device", "cpu"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not (out / "metrics.json").exists() and proc.poll() is None:
+        assert time.monotonic() < deadline, "eval wrote no metrics.json"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["complete"] is False and 0 < metrics["frames"] < 1200
+    assert metrics["incomplete_reason"].startswith("terminated (SIGTERM) after")
+    assert "terminated (SIGTERM)" in (out / "report.md").read_text()

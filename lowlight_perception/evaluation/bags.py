@@ -18,8 +18,9 @@ header and as its bag timestamp, ``frame_id`` :data:`FRAME_ID`:
 * :data:`NORMAL_TOPIC`: the normal-light twin, rgb8 (``include_normal=True``).
 
 What ``ros2 bag play`` (rosbag2) needs, and gets here: the metadata.yaml of rosbag2 format
-version 9; each type's message definition and RIHS01 type hash (from the ROS 2 Kilted
-typestore, equal to the hashes of the Kilted ``sensor_msgs`` the node runs with); CDR
+version 8 (:data:`ROSBAG2_VERSION`, which Humble and Jazzy both play; Humble cannot read 9);
+each type's message definition and RIHS01 type hash (from the ROS 2 Kilted typestore, equal
+to the hashes of the Kilted ``sensor_msgs`` the node runs with); CDR
 serialisation; and per topic the offered QoS profiles, from which the player builds its
 publishers (same reliability, durability, deadline and liveliness as recorded; history reset to
 keep-last 10). We record what a realsense-ros publisher offers by default: reliable, volatile,
@@ -27,15 +28,21 @@ keep-last.
 
 Reading (:func:`iter_frames`) pairs depth, ground truth and recorded predictions with each
 colour frame by header stamp (within :data:`PAIR_TOLERANCE_NS`), waiting at most
-:data:`PAIR_WINDOW_NS` of bag time for a partner. Bad frames are counted skips in
+:data:`PAIR_WINDOW_NS` of bag time for a partner. A bag recorded with image_transport's
+compressed streams instead of the raw ones (colour on ``<colour topic>/compressed``, depth on
+``<depth topic>/compressedDepth``) is read from those, decoded by ``imagemsg`` to the same
+arrays as raw images. Bad frames are counted skips in
 :class:`ReadStats`, and a bag that breaks off mid-way ends the frames cleanly with
-``stats.error`` set: what was read before is never lost.
+``stats.error`` set: what was read before is never lost. A recording cut off before rosbags
+can open it (no mcap footer, no metadata.yaml) is salvaged by :class:`_Salvaged`: its complete
+messages are read and ``stats.error`` says it was cut short.
 """
 
 from __future__ import annotations
 
 import math
 import shutil
+import struct
 from collections import deque
 from collections.abc import Iterable, Iterator, Sized
 from contextlib import contextmanager
@@ -59,8 +66,11 @@ from ..imagemsg import (
     CameraInfoError,
     ImageError,
     camera_info_to_intrinsics,
+    compressed_depth_to_numpy,
+    compressed_rgb,
     depth_to_metres,
     image_to_numpy,
+    is_compressed,
     rgb_view,
 )
 from ..ros.interface import CAMERA_INFO_TOPIC, COLOR_TOPIC, DEPTH_TOPIC
@@ -79,6 +89,13 @@ PAIR_WINDOW_NS = 2_000_000_000
 """How long (bag time) a colour frame waits for its partners, e.g. predictions recorded from a
 node that answered late. Bounds the frames held in memory."""
 STORAGES = ("mcap", "sqlite3")
+ROSBAG2_VERSION = 8
+"""rosbag2 metadata version written: the newest that Humble's ``ros2 bag play`` reads. Version 9
+stores offered_qos_profiles as a YAML list with string enums, which Humble's metadata reader
+(rosbag2 humble, rosbag2_storage/src/rosbag2_storage/metadata_io.cpp) rejects, reading it with
+``.as<std::string>()``; version 8 stores it as one YAML string with int enums, which Humble
+decodes and Jazzy still reads (rosbag2 jazzy, rosbag2_storage/include/rosbag2_storage/yaml.hpp,
+``version >= 4`` branch). Checked field by field in test/test_bag_distros.py."""
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 INFO_TYPE = "sensor_msgs/msg/CameraInfo"
 
@@ -260,8 +277,9 @@ def write_bag(
 ) -> BagSummary:
     """Write samples as a rosbag2 bag that ``ros2 bag play`` replays into the node.
 
-    Frame ``i`` is stamped ``T0_NS + i / fps`` (header and bag time alike). On any error the
-    partly written directory is removed, so a retry does not trip over it.
+    The bag is rosbag2 version :data:`ROSBAG2_VERSION`, which Humble's and Jazzy's players both
+    read. Frame ``i`` is stamped ``T0_NS + i / fps`` (header and bag time alike). On any error
+    the partly written directory is removed, so a retry does not trip over it.
 
     Args:
         samples: dataset samples in playback order (a dataset of ``data.datasets``, a list, a
@@ -291,7 +309,7 @@ def write_bag(
     store = typestore()
     qos = [offered_qos()]
     plugin = StoragePlugin[storage.upper()]
-    writer = Writer(out, version=Writer.VERSION_LATEST, storage_plugin=plugin)
+    writer = Writer(out, version=ROSBAG2_VERSION, storage_plugin=plugin)
     writer.set_custom_data("written_by", f"lowlight_perception {__version__}")
     writer.set_custom_data("fps", f"{fps:g}")
     connections: dict[str, Any] = {}
@@ -330,6 +348,24 @@ def write_bag(
 
 
 # --------------------------------------------------------------------------- reading
+
+COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
+COLOUR_TRANSPORT = "compressed"
+"""compressed_image_transport's sub-topic name (``<base>/compressed``: its publisher's
+getTransportName(), ros-perception/image_transport_plugins humble/rolling)."""
+DEPTH_TRANSPORT = "compressedDepth"
+"""compressed_depth_image_transport's sub-topic name (``<base>/compressedDepth``)."""
+
+
+def camera_topic(topics: Iterable[str], base: str, transport: str) -> str | None:
+    """The topic a camera stream is read from: ``base`` (raw sensor_msgs/Image) when the bag
+    has it, else image_transport's ``base/transport`` (sensor_msgs/CompressedImage, what a
+    drone records to save disk), else None."""
+    names = set(topics)
+    if base in names:
+        return base
+    compressed = f"{base.rstrip('/')}/{transport}"
+    return compressed if compressed in names else None
 
 
 @dataclass
@@ -389,7 +425,9 @@ class ReadStats:
 
 @dataclass(frozen=True)
 class BagInfo:
-    """What :func:`inspect_bag` found: storage, span and topics of a bag."""
+    """What :func:`inspect_bag` found: storage, span and topics of a bag; ``formats`` holds
+    the ``format`` of the first message of each CompressedImage topic (e.g. "rgb8; jpeg
+    compressed bgr8"), so a user sees what the compressed streams hold."""
 
     path: Path
     storage: str
@@ -397,6 +435,9 @@ class BagInfo:
     start_ns: int
     duration: float
     topics: dict[str, tuple[str, int]]
+    formats: dict[str, str] = field(default_factory=dict)
+    note: str | None = None
+    """Set when the bag was salvaged: cut short, N complete messages readable."""
 
 
 def _one_line(err: BaseException) -> str:
@@ -405,24 +446,27 @@ def _one_line(err: BaseException) -> str:
 
 
 def bag_dir(bag: Path) -> Path:
-    """The rosbag2 directory of ``bag`` (the directory itself, or a storage file in it).
+    """The rosbag2 directory of ``bag`` (the directory itself, or a storage file in it); a
+    killed recording has no metadata.yaml (rosbag2 writes it at close), so a directory with
+    only its .mcap/.db3, or that bare file, is returned as it is, for salvage.
 
     Raises:
-        BagError: ``bag`` does not exist, or is not a rosbag2 directory (no metadata.yaml).
+        BagError: ``bag`` does not exist, or is neither a rosbag2 directory nor a storage file.
     """
     path = Path(bag)
     if not path.exists():
         raise BagError(f"bag not found: {path}")
     if path.is_file() and (path.parent / "metadata.yaml").is_file():
         path = path.parent
-    if not (path / "metadata.yaml").is_file():
-        raise BagError(f"{path} is not a rosbag2 bag directory (no metadata.yaml)")
+    if not (path / "metadata.yaml").is_file() and _storage_file(path) is None:
+        raise BagError(f"{path} is not a rosbag2 bag directory (no metadata.yaml, .mcap or .db3)")
     return path
 
 
 @contextmanager
 def _opened(path: Path) -> Iterator[Any]:
-    """An open AnyReader on ``path``; any failure to open is a one-line BagError."""
+    """An open AnyReader on ``path``, else (a cut-off recording) a :class:`_Salvaged` reader of
+    its storage file with ``note`` set; a bag neither can read is a one-line BagError."""
     from rosbags.highlevel import AnyReader
 
     try:
@@ -431,9 +475,19 @@ def _opened(path: Path) -> Iterator[Any]:
     except Exception as err:  # rosbags raises many types for broken metadata or storage
         text = _one_line(err)
         if "end magic" in text:  # rosbags' words for an .mcap without its footer
-            text += " (the .mcap was cut off, e.g. a recording that crashed; `mcap recover` can "
-            text += "rebuild it)"
-        raise BagError(f"cannot read bag {path}: {text}") from None
+            text += " (the .mcap was cut off, e.g. a recording that crashed)"
+        file = _storage_file(path)
+        if file is None:
+            raise BagError(f"cannot read bag {path}: {text}") from None
+        try:
+            reader = _Salvaged(file, text)
+        except (BagError, OSError) as salvage_err:
+            raise BagError(f"cannot read bag {path}: {text}; {salvage_err}") from None
+        if reader.cut is not None and not reader.message_count:
+            raise BagError(
+                f"cannot read bag {path}: {text}; cut off ({reader.cut}) before its first "
+                "complete message"
+            ) from None
     try:
         yield reader
     finally:
@@ -452,12 +506,36 @@ def inspect_bag(bag: Path) -> BagInfo:
         messages = reader.message_count
         start = reader.start_time if messages else 0
         duration = max(0, reader.duration - 1) / 1e9 if messages else 0.0  # rosbags adds 1 ns
-    try:
-        meta = yaml.safe_load((path / "metadata.yaml").read_text(encoding="utf-8"))
-        storage = str(meta["rosbag2_bagfile_information"]["storage_identifier"])
-    except (OSError, yaml.YAMLError, KeyError, TypeError):
-        storage = "?"
-    return BagInfo(path, storage, messages, start, duration, topics)
+        formats = _formats(reader)
+        note = getattr(reader, "note", None)
+        storage = getattr(reader, "storage", None)
+    if storage is None:
+        try:
+            meta = yaml.safe_load((path / "metadata.yaml").read_text(encoding="utf-8"))
+            storage = str(meta["rosbag2_bagfile_information"]["storage_identifier"])
+        except (OSError, yaml.YAMLError, KeyError, TypeError):
+            storage = "?"
+    return BagInfo(path, storage, messages, start, duration, topics, formats, note)
+
+
+def _formats(reader: Any) -> dict[str, str]:
+    """``format`` of the first message of each CompressedImage topic ("?" where it cannot be
+    read: a description must not fail on a bad message)."""
+    out: dict[str, str] = {}
+    for connection in reader.connections:
+        if connection.msgtype != COMPRESSED_TYPE or connection.topic in out:
+            continue
+        messages = reader.messages(connections=[connection])
+        try:
+            _, _, raw = next(messages)
+            out[connection.topic] = str(reader.deserialize(raw, connection.msgtype).format)
+        except StopIteration:
+            continue
+        except Exception:  # a broken storage or message: say so, describe the rest
+            out[connection.topic] = "?"
+        finally:
+            messages.close()
+    return out
 
 
 def bag_topics(bag: Path) -> dict[str, tuple[str, int]]:
@@ -475,6 +553,8 @@ def _stamp(msg: Any) -> int:
 
 def _problem(msg: Any, err: Exception) -> str:
     """A short, countable reason for an image that does not decode."""
+    if is_compressed(msg):  # the decoders' messages name no sizes: they count as they are
+        return str(err)
     if msg.encoding not in ENCODINGS:
         return f"unknown encoding {msg.encoding!r}"
     text = str(err)
@@ -518,7 +598,12 @@ def _labels(msg: Any, shape: tuple[int, ...], what: str) -> np.ndarray | str:
 
 def _depth_mm(msg: Any, shape: tuple[int, ...], stats: ReadStats) -> np.ndarray | None:
     try:
-        if msg.encoding in DEPTH_MM_ENCODINGS:
+        if is_compressed(msg):  # compressedDepth: uint16 mm, or 32FC1 metres with NaN holes
+            _, depth = compressed_depth_to_numpy(msg)
+            if depth.dtype != np.uint16:
+                metres = np.where(np.isfinite(depth) & (depth > 0), depth, np.float32(0))
+                depth = np.rint(np.clip(metres * 1000.0, 0, 65535)).astype(np.uint16)
+        elif msg.encoding in DEPTH_MM_ENCODINGS:
             depth = np.ascontiguousarray(image_to_numpy(msg))
         else:
             metres = depth_to_metres(msg)  # raises for non-depth encodings
@@ -550,7 +635,8 @@ class _Pairer:
 
     def colour(self, index: int, t_ns: int, msg: Any) -> None:
         stamp = _stamp(msg)
-        frame = _Pending(index, t_ns, stamp, np.ascontiguousarray(rgb_view(msg)))
+        rgb = compressed_rgb(msg) if is_compressed(msg) else np.ascontiguousarray(rgb_view(msg))
+        frame = _Pending(index, t_ns, stamp, rgb)
         for role in (*self.roles, "info"):
             partner = _take(self.stores[role], stamp)
             if partner is not None:
@@ -622,15 +708,25 @@ class _Pairer:
         )
 
 
-def _check_topics(path: Path, reader: Any, required: dict[str, str]) -> None:
+def _check_topics(
+    path: Path, reader: Any, required: dict[str, tuple[str, ...]], also: dict[str, str]
+) -> None:
+    """Every ``required`` topic is there with one of its types; a missing one is named with
+    its compressed alternative from ``also`` (topic -> the other name looked for)."""
     topics = reader.topics
-    missing = [topic for topic in required if topic not in topics]
+    missing = [
+        f"{topic} (nor {also[topic]})" if topic in also else topic
+        for topic in required
+        if topic not in topics
+    ]
     if missing:
         have = ", ".join(sorted(topics)) or "none"
         raise BagError(f"{path} has no {', '.join(missing)} (its topics: {have})")
-    for topic, msgtype in required.items():
-        if topics[topic].msgtype != msgtype:
-            raise BagError(f"{path}: {topic} holds {topics[topic].msgtype}, expected {msgtype}")
+    for topic, msgtypes in required.items():
+        if topics[topic].msgtype not in msgtypes:
+            raise BagError(
+                f"{path}: {topic} holds {topics[topic].msgtype}, expected {' or '.join(msgtypes)}"
+            )
 
 
 def iter_frames(
@@ -656,8 +752,10 @@ def iter_frames(
 
     Args:
         bag: the bag directory (or a storage file inside it).
-        color_topic: colour images (rgb8, bgr8, rgba8, bgra8).
-        depth_topic: aligned depth (16UC1/mono16 mm or 32FC1 m); optional in the bag.
+        color_topic: colour images (rgb8, bgr8, rgba8, bgra8); when the bag lacks it, its
+            image_transport ``compressed`` sub-topic (JPEG or PNG CompressedImage) is read.
+        depth_topic: aligned depth (16UC1/mono16 mm or 32FC1 m); optional in the bag; when
+            absent, its ``compressedDepth`` sub-topic (PNG after the ConfigHeader) is read.
         info_topic: camera_info; optional in the bag.
         gt_topic: ground-truth labels (mono8); required when ``require_gt``.
         predictions_topic: recorded labels (mono8) to pair too, e.g. the node's
@@ -674,15 +772,20 @@ def iter_frames(
     """
     path = bag_dir(bag)
     stats = stats if stats is not None else ReadStats()
-    required = {color_topic: IMAGE_TYPE}
-    if require_gt:
-        required[gt_topic] = IMAGE_TYPE
-    if predictions_topic is not None:
-        required[predictions_topic] = IMAGE_TYPE
     with _opened(path) as reader:
-        _check_topics(path, reader, required)
         present = set(reader.topics)
-    roles = {color_topic: "colour", depth_topic: "depth", gt_topic: "gt", info_topic: "info"}
+        colour = camera_topic(present, color_topic, COLOUR_TRANSPORT) or color_topic
+        depth = camera_topic(present, depth_topic, DEPTH_TRANSPORT) or depth_topic
+        required = {colour: (IMAGE_TYPE, COMPRESSED_TYPE)}
+        if require_gt:
+            required[gt_topic] = (IMAGE_TYPE,)
+        if predictions_topic is not None:
+            required[predictions_topic] = (IMAGE_TYPE,)
+        also = {}
+        if not color_topic.endswith(f"/{COLOUR_TRANSPORT}"):
+            also[color_topic] = f"{color_topic.rstrip('/')}/{COLOUR_TRANSPORT}"
+        _check_topics(path, reader, required, also)
+    roles = {colour: "colour", depth: "depth", gt_topic: "gt", info_topic: "info"}
     if predictions_topic is not None:
         roles[predictions_topic] = "pred"
     roles = {topic: role for topic, role in roles.items() if topic in present}
@@ -733,6 +836,185 @@ def _frames(
                 else:
                     pairer.side(role, t_ns, msg)
                 yield from pairer.ready(t_ns)
+            if stats.error is None and getattr(reader, "note", None):
+                stats.error = reader.note  # salvaged: say the bag was cut short
     except BagError as err:  # reopening failed after the check: the storage changed under us
         stats.error = str(err)
     yield from pairer.ready(None)
+
+
+# --------------------------------------------------------------------------- salvage
+
+MCAP_MAGIC = b"\x89MCAP0\r\n"
+"""MCAP's leading magic (foxglove/mcap main, docs/specification/README.md, "Magic")."""
+_SALVAGE_SUFFIXES = (".mcap", ".db3")
+
+
+@dataclass(frozen=True)
+class _Topic:
+    """What the readers use of rosbags' TopicInfo."""
+
+    msgtype: str
+    msgcount: int
+
+
+@dataclass(frozen=True)
+class _Channel:
+    """What the readers use of rosbags' Connection."""
+
+    id: int
+    topic: str
+    msgtype: str
+
+
+def _storage_file(path: Path) -> Path | None:
+    """The .mcap or .db3 of a bag path (a bare file, or the first one in the directory)."""
+    if path.is_file():
+        return path if path.suffix in _SALVAGE_SUFFIXES else None
+    found = sorted(f for f in path.iterdir() if f.is_file() and f.suffix in _SALVAGE_SUFFIXES)
+    return found[0] if found else None
+
+
+def _string(buf: memoryview, pos: int) -> tuple[str, int]:
+    (size,) = struct.unpack_from("<I", buf, pos)
+    return bytes(buf[pos + 4 : pos + 4 + size]).decode(), pos + 4 + size
+
+
+def _chunk_records(content: memoryview) -> memoryview:
+    """The records of a Chunk (op 0x06): start, end, uncompressed size (u64), crc (u32),
+    compression (string), records (u64 length + bytes)."""
+    size = struct.unpack_from("<Q", content, 16)[0]
+    compression, pos = _string(content, 28)
+    (length,) = struct.unpack_from("<Q", content, pos)
+    data = bytes(content[pos + 8 : pos + 8 + length])
+    # rosbags' own codec table ("", "lz4", "zstd"), whose zstd module differs by version
+    from rosbags.rosbag2.storage_mcap import DECOMPRESSORS
+
+    if compression not in DECOMPRESSORS:
+        raise ValueError(f"unsupported chunk compression {compression!r}")
+    data = DECOMPRESSORS[compression](data, size)
+    if len(data) != size:
+        raise ValueError("chunk size mismatch")
+    return memoryview(data)
+
+
+class _Salvaged:
+    """The complete messages of a storage file rosbags will not open (a recording cut off
+    before its footer or metadata.yaml was written), read in file order.
+
+    mcap is read record by record as the MCAP specification lays it out (foxglove/mcap main,
+    docs/specification/README.md): the magic, then records of opcode (u8), content length
+    (u64) and content; Schema (0x03), Channel (0x04) and Message (0x05) records, at the top
+    level or inside Chunk (0x06) records; Data End (0x0F) ends the data. Reading stops at the
+    first incomplete record. sqlite3 is read as rosbag2's sqlite3 storage lays it out (topics,
+    messages ORDER BY timestamp), read-only, up to the first unreadable page.
+    """
+
+    def __init__(self, file: Path, why: str) -> None:
+        self.file = file
+        self.storage = "mcap" if file.suffix == ".mcap" else "sqlite3"
+        self.cut: str | None = None  # why reading stopped early, None if it reached the end
+        self._channels: dict[int, _Channel] = {}
+        counts: dict[int, int] = {}
+        times: list[int] = []
+        for channel, t_ns, _ in self._scan():
+            counts[channel.id] = counts.get(channel.id, 0) + 1
+            times = [min(times[0], t_ns), max(times[1], t_ns)] if times else [t_ns, t_ns]
+        self.connections = list(self._channels.values())
+        self.topics = {c.topic: _Topic(c.msgtype, counts.get(c.id, 0)) for c in self.connections}
+        self.message_count = sum(counts.values())
+        self.start_time = times[0] if times else 0
+        self.duration = times[1] - times[0] + 1 if times else 0
+        self.note = None
+        if self.cut is not None:
+            self.note = (
+                f"storage broke off: the bag was cut short after {self.message_count} complete "
+                f"messages of {file.name} ({self.cut}; rosbags: {why})"
+            )
+
+    def _scan(self) -> Iterator[tuple[_Channel, int, bytes]]:
+        self.cut = None
+        yield from (self._mcap() if self.storage == "mcap" else self._sqlite())
+
+    def _mcap(self) -> Iterator[tuple[_Channel, int, bytes]]:
+        schemas: dict[int, str] = {}
+        with self.file.open("rb") as handle:
+            if handle.read(8) != MCAP_MAGIC:
+                raise BagError(f"{self.file} is not an mcap file (no MCAP magic)")
+            while True:
+                head = handle.read(9)
+                if not head:
+                    self.cut = "no Data End record"
+                    return
+                if len(head) < 9:
+                    self.cut = "an incomplete record"
+                    return
+                opcode, length = struct.unpack("<BQ", head)
+                content = handle.read(length)
+                if len(content) < length:
+                    self.cut = "an incomplete record"
+                    return
+                if opcode == 0x0F:
+                    return
+                records = [(opcode, memoryview(content))]
+                if opcode == 0x06:
+                    try:
+                        records = list(_records_in(_chunk_records(memoryview(content))))
+                    except Exception as err:  # a corrupt chunk: what came before stands
+                        self.cut = f"a corrupt chunk: {_one_line(err)}"
+                        return
+                for op, rec in records:
+                    if op == 0x03:  # Schema: id u16, name, encoding, data
+                        schemas[struct.unpack_from("<H", rec)[0]] = _string(rec, 2)[0]
+                    elif op == 0x04:  # Channel: id u16, schema_id u16, topic, ...
+                        cid, sid = struct.unpack_from("<HH", rec)
+                        topic = _string(rec, 4)[0]
+                        self._channels[cid] = _Channel(cid, topic, schemas.get(sid, "?"))
+                    elif op == 0x05:  # Message: channel_id u16, sequence u32, log_time u64...
+                        cid, _, log_time = struct.unpack_from("<HIQ", rec)
+                        if cid in self._channels:
+                            yield self._channels[cid], log_time, bytes(rec[22:])
+
+    def _sqlite(self) -> Iterator[tuple[_Channel, int, bytes]]:
+        import sqlite3
+
+        # read-only, ignoring any journal; writable_schema lets sqlite open a file shorter than
+        # its header's page count (sqlite src/btree.c lockBtree: else SQLITE_CORRUPT at once)
+        db = sqlite3.connect(f"file:{self.file}?mode=ro&immutable=1", uri=True)
+        try:
+            db.execute("PRAGMA writable_schema=ON")
+            try:
+                rows = db.execute("SELECT id, name, type FROM topics").fetchall()
+            except sqlite3.DatabaseError as err:
+                raise BagError(f"cannot read {self.file}: {_one_line(err)}") from None
+            for cid, topic, msgtype in rows:
+                self._channels[cid] = _Channel(cid, topic, msgtype)
+            query = "SELECT topic_id, timestamp, data FROM messages ORDER BY timestamp"
+            try:
+                for cid, t_ns, data in db.execute(query):
+                    if cid in self._channels:
+                        yield self._channels[cid], t_ns, data
+            except sqlite3.DatabaseError as err:  # "database disk image is malformed"
+                self.cut = _one_line(err)
+        finally:
+            db.close()
+
+    def messages(self, connections: list) -> Iterator[tuple[_Channel, int, bytes]]:
+        """The complete messages of ``connections``, in file order."""
+        ids = {c.id for c in connections}
+        return (m for m in self._scan() if m[0].id in ids)
+
+    def deserialize(self, raw: bytes, msgtype: str) -> Any:
+        return typestore().deserialize_cdr(raw, msgtype)
+
+    def close(self) -> None:
+        """Nothing stays open between reads."""
+
+
+def _records_in(buf: memoryview) -> Iterator[tuple[int, memoryview]]:
+    """The (opcode, content) records of a decompressed chunk."""
+    pos = 0
+    while pos + 9 <= len(buf):
+        opcode, length = struct.unpack_from("<BQ", buf, pos)
+        yield opcode, buf[pos + 9 : pos + 9 + length]
+        pos += 9 + length

@@ -31,7 +31,7 @@ from tqdm import tqdm
 from ..classes import ClassSet, load_classes
 from ..data.degrade import DARKNESS_LEVELS, KINDS, LEVELS
 from ..data.degrade import degrade as apply_degradation
-from ..errors import LowlightError
+from ..errors import LowlightError, stop_reason
 from ..inference import FrameError, Result, Segmenter
 from . import report
 from .metrics import ConfusionMatrix, SegmentationMetrics
@@ -353,8 +353,8 @@ def evaluate(
                 running = tally.metrics(header, read_stats, "still running")
                 report.write_json(out / "metrics.json", running)
                 bar.set_postfix(mIoU=f"{tally.matrix.compute().mIoU:.3f}")
-    except KeyboardInterrupt:
-        reason = f"interrupted by the user after {tally.frames} frames"
+    except KeyboardInterrupt as err:
+        reason = f"{stop_reason(err)} after {tally.frames} frames"
     except Exception as err:
         failure = err
         reason = f"stopped by an error after {tally.frames} frames: {err}"
@@ -425,9 +425,11 @@ def bag_frames(
 def bag_length(bag: str | Path, color_topic: str | None, max_frames: int | None) -> int | None:
     """Colour messages in the bag (at most ``max_frames``): the progress bar's total."""
     from .bags import COLOR_TOPIC as DEFAULT_COLOR
-    from .bags import bag_topics
+    from .bags import COLOUR_TRANSPORT, bag_topics, camera_topic
 
-    count = bag_topics(Path(bag)).get(color_topic or DEFAULT_COLOR, ("", 0))[1]
+    topics = bag_topics(Path(bag))
+    topic = camera_topic(topics, color_topic or DEFAULT_COLOR, COLOUR_TRANSPORT)
+    count = topics.get(topic, ("", 0))[1]
     return count if max_frames is None else min(count, max_frames)
 
 
@@ -652,8 +654,8 @@ def robustness(
                 doc["grid"][cell[0]].append({"level": cell[1], "param": param, **row})
             report.write_json(out / "robustness.json", doc)
         doc["complete"] = True
-    except KeyboardInterrupt:
-        doc["incomplete_reason"] = "interrupted by the user"
+    except KeyboardInterrupt as err:
+        doc["incomplete_reason"] = stop_reason(err)
     finally:
         bar.close()
     if "darken" in doc["grid"] and doc["clean"]:

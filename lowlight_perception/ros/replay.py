@@ -4,7 +4,9 @@ published -> labels received), throughput and drops; and a peak-throughput searc
 the rate until the node starts dropping frames (in the spirit of ros2_benchmark).
 
 The bag's raw CDR bytes are deserialised by rclpy itself, so the node receives exactly what
-``ros2 bag play`` would publish.
+``ros2 bag play`` would publish. A bag recorded with image_transport's compressed streams
+instead (``.../compressed``, ``.../compressedDepth``) is decoded first and published raw, as
+image_transport's ``republish`` would: the node subscribes to raw images.
 """
 
 from __future__ import annotations
@@ -18,14 +20,20 @@ from pathlib import Path
 import numpy as np
 import rclpy
 from rclpy.serialization import deserialize_message
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from ..errors import LowlightError
+from ..evaluation.bags import COLOUR_TRANSPORT, DEPTH_TRANSPORT, camera_topic
+from ..imagemsg import compressed_depth_to_numpy, compressed_rgb
+from .codecs import ImageError, numpy_to_image
 from .interface import CAMERA_INFO_TOPIC, COLOR_TOPIC, DEPTH_TOPIC
 from .loopback import LoopbackClient, Spinner, new_context, stamp_key, start_node
 
-TYPES = {"sensor_msgs/msg/Image": Image, "sensor_msgs/msg/CameraInfo": CameraInfo}
-INPUT_TOPICS = (COLOR_TOPIC, DEPTH_TOPIC, CAMERA_INFO_TOPIC)
+TYPES = {
+    "sensor_msgs/msg/Image": Image,
+    "sensor_msgs/msg/CameraInfo": CameraInfo,
+    "sensor_msgs/msg/CompressedImage": CompressedImage,
+}
 
 
 class ReplayError(LowlightError):
@@ -41,8 +49,40 @@ class Recorded:
     msg: object
 
 
-def load_inputs(bag: Path, max_frames: int | None = None) -> list[Recorded]:
+def _camera_topics(topics: set[str]) -> dict[str, str]:
+    """Bag topic -> the node's input topic it is published on: the raw camera topics, or
+    image_transport's compressed / compressedDepth ones where the raw topic is absent."""
+    out = {CAMERA_INFO_TOPIC: CAMERA_INFO_TOPIC}
+    for base, transport in ((COLOR_TOPIC, COLOUR_TRANSPORT), (DEPTH_TOPIC, DEPTH_TRANSPORT)):
+        topic = camera_topic(topics, base, transport)
+        if topic is not None:
+            out[topic] = base
+    return out
+
+
+def _decompressed(msg: CompressedImage, topic: str) -> Image:
+    """The raw Image the node subscribes to, as image_transport's subscriber decodes it: rgb8
+    colour; 16UC1 (mm) or 32FC1 (m, NaN holes) depth; the header kept as recorded.
+
+    Raises:
+        ImageError: a frame that does not decode (the decoders name why).
+    """
+    if topic == COLOR_TOPIC:
+        return numpy_to_image(compressed_rgb(msg), "rgb8", msg.header)
+    encoding, depth = compressed_depth_to_numpy(msg)
+    return numpy_to_image(depth, encoding, msg.header)
+
+
+def load_inputs(
+    bag: Path, max_frames: int | None = None, skipped: dict[str, int] | None = None
+) -> list[Recorded]:
     """The camera messages of ``bag`` in recording order (up to ``max_frames`` colour frames).
+
+    The node takes raw images, so a bag recorded with image_transport's compressed streams
+    (``<colour>/compressed`` JPEG or PNG, ``<depth>/compressedDepth``; read only where the
+    raw topic is absent) is decoded here and published as raw Images on the raw topics. A
+    compressed frame that does not decode is left out and counted in ``skipped`` (reason ->
+    count), never fatal.
 
     Raises:
         ReplayError: missing or unreadable bag, or no colour topic in it.
@@ -51,25 +91,37 @@ def load_inputs(bag: Path, max_frames: int | None = None) -> list[Recorded]:
 
     if not Path(bag).exists():
         raise ReplayError(f"bag not found: {bag}")
+    skipped = skipped if skipped is not None else {}
     out: list[Recorded] = []
     colours = 0
     try:
         with AnyReader([Path(bag)]) as reader:
-            connections = [c for c in reader.connections if c.topic in INPUT_TOPICS]
-            if not any(c.topic == COLOR_TOPIC for c in connections):
+            topics = _camera_topics({c.topic for c in reader.connections})
+            if COLOR_TOPIC not in topics.values():
                 have = ", ".join(sorted({c.topic for c in reader.connections})) or "none"
-                raise ReplayError(f"{bag} has no {COLOR_TOPIC} (topics: {have})")
+                raise ReplayError(
+                    f"{bag} has no {COLOR_TOPIC} (nor {COLOR_TOPIC}/{COLOUR_TRANSPORT}) "
+                    f"(topics: {have})"
+                )
+            connections = [c for c in reader.connections if c.topic in topics]
             for connection, t_ns, raw in reader.messages(connections=connections):
                 msg_type = TYPES.get(connection.msgtype)
                 if msg_type is None:
                     continue
-                if connection.topic == COLOR_TOPIC:
-                    if max_frames is not None and colours >= max_frames:
-                        break
+                topic = topics[connection.topic]
+                if topic == COLOR_TOPIC and max_frames is not None and colours >= max_frames:
+                    break
+                msg = deserialize_message(bytes(raw), msg_type)
+                if msg_type is CompressedImage:
+                    try:
+                        msg = _decompressed(msg, topic)
+                    except ImageError as err:
+                        reason = f"{connection.topic}: {err}"
+                        skipped[reason] = skipped.get(reason, 0) + 1
+                        continue
+                if topic == COLOR_TOPIC:
                     colours += 1
-                out.append(
-                    Recorded(connection.topic, t_ns, deserialize_message(bytes(raw), msg_type))
-                )
+                out.append(Recorded(topic, t_ns, msg))
     except ReplayError:
         raise
     except Exception as err:  # rosbags raises several types for broken bags
@@ -152,7 +204,10 @@ def replay(
     Raises:
         ReplayError: unreadable bag, or no node connected within ``connect_timeout``.
     """
-    inputs = load_inputs(bag, max_frames)
+    skipped: dict[str, int] = {}
+    inputs = load_inputs(bag, max_frames, skipped)
+    if skipped:
+        log(f"skipped {sum(skipped.values())} undecodable compressed frames: {skipped}")
     has_depth = any(r.topic == DEPTH_TOPIC for r in inputs)
     domain = int(os.environ.get("ROS_DOMAIN_ID", "0"))
     node = None
@@ -198,6 +253,7 @@ def replay(
     result = {
         "bag": str(bag),
         "frames": sum(r.topic == COLOR_TOPIC for r in inputs),
+        "skipped": skipped,
         "passes": passes,
     }
     if record:

@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from ..data.datasets import DATASETS, open_dataset
-from ..evaluation.bags import GT_TOPIC, NORMAL_TOPIC, STORAGES, BagError, inspect_bag, write_bag
+from ..evaluation.bags import (
+    GT_TOPIC,
+    NORMAL_TOPIC,
+    ROSBAG2_VERSION,
+    STORAGES,
+    BagError,
+    inspect_bag,
+    write_bag,
+)
 
 
 @dataclass
@@ -46,13 +54,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Write a dataset split as a rosbag2 bag: the low-light frames on the RealSense "
         f"colour topic (rgb8), aligned depth (16UC1 mm) and camera_info when the dataset has "
         f"them, labels on {GT_TOPIC} (mono8) and, with --normal, the normal-light frames on "
-        f"{NORMAL_TOPIC}; frame i is stamped t0 + i / fps.",
+        f"{NORMAL_TOPIC}; frame i is stamped t0 + i / fps. The bag is rosbag2 format "
+        f"{ROSBAG2_VERSION}, which `ros2 bag play` reads on Humble and Jazzy.",
     )
     w.add_argument("--kind", required=True, choices=sorted(DATASETS), help="dataset kind")
     w.add_argument("--data", type=Path, default=None, help="dataset path (not for procedural)")
     w.add_argument("--split", default="val", help="split to write (default val)")
     w.add_argument("--out", type=Path, required=True, help="bag directory to create")
-    w.add_argument("--storage", choices=STORAGES, default="mcap", help="storage (default mcap)")
+    w.add_argument(
+        "--storage",
+        choices=STORAGES,
+        default="mcap",
+        help="storage (default mcap; Humble's ros2 bag play needs ros-humble-rosbag2-storage-mcap "
+        "for it, sqlite3 plays on a plain Humble install)",
+    )
     w.add_argument("--fps", type=float, default=30.0, help="frame rate of the stamps (default 30)")
     w.add_argument("--size", type=size_arg, default=None, help="resize frames to WxH")
     w.add_argument("--normal", action="store_true", help=f"also write {NORMAL_TOPIC}")
@@ -93,9 +108,22 @@ def run_write(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
+    from ..evaluation.bags import COLOUR_TRANSPORT, DEPTH_TRANSPORT, camera_topic
+    from ..ros.interface import COLOR_TOPIC, DEPTH_TOPIC
+
     info = inspect_bag(args.bag)
     print(f"{info.path}: {info.storage}, {info.messages} messages over {info.duration:.2f} s")
+    if info.note:
+        print(f"CUT SHORT: {info.note}")
     width = max((len(topic) for topic in info.topics), default=0)
     for topic, (msgtype, count) in sorted(info.topics.items()):
-        print(f"  {topic:<{width}}  {count:>7}  {msgtype}")
+        fmt = f"  ({info.formats[topic]})" if topic in info.formats else ""
+        print(f"  {topic:<{width}}  {count:>7}  {msgtype}{fmt}")
+    # what `lowlight eval` and `lowlight replay` take as camera input (raw first, else compressed)
+    colour = camera_topic(info.topics, COLOR_TOPIC, COLOUR_TRANSPORT)
+    depth = camera_topic(info.topics, DEPTH_TOPIC, DEPTH_TRANSPORT)
+    print(
+        f"camera input for eval and replay: colour {colour or f'none (no {COLOR_TOPIC})'}, "
+        f"depth {depth or 'none'}"
+    )
     return 0

@@ -7,11 +7,13 @@ can fix (bad paths, bad values) surface as one readable line and a non-zero exit
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from .. import __version__
-from ..errors import LowlightError
+from ..errors import LowlightError, Terminated, exit_status, stop_reason
 from . import bag, bench, build_engine, demo, eval, export, replay, synth, train
 
 TOOLS = (demo, synth, train, export, build_engine, bench, bag, eval, replay)
@@ -54,9 +56,16 @@ def size_arg(text: str) -> tuple[int, int]:
     return w, h
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous = None
+    if threading.current_thread() is threading.main_thread():  # signals go to the main thread
+        previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return int(args.run(args) or 0)
     except LowlightError as err:
@@ -65,9 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as err:
         print(f"lowlight {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"lowlight {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        print(f"lowlight {args.command}: {stop_reason(err)}", file=sys.stderr)
+        return exit_status(err)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,9 @@
 
 A thin argument layer over ``evaluation.evaluate``: it picks the frame source, runs the one
 evaluation loop, optionally the robustness grid, and prints a short summary. Options that do not
-fit together fail in one line before anything runs. A run that stops early (Ctrl-C, a bag that
-breaks off) still leaves its report, and says so: exit status 130 when interrupted, 1 when the
-bag broke off, 2 when nothing at all could be scored.
+fit together fail in one line before anything runs. A run that stops early (Ctrl-C, a SIGTERM,
+a bag that breaks off) still leaves its report, and says so: exit status 130 when interrupted,
+143 when terminated, 1 when the bag broke off, 2 when nothing at all could be scored.
 """
 
 from __future__ import annotations
@@ -173,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
             f"see {args.out / 'report.md'}"
         )
     if not metrics["complete"]:
-        return 130 if "interrupted" in metrics["incomplete_reason"] else 1
+        return _stopped_status(metrics["incomplete_reason"])
     if args.degrade:
         return _robustness(args, topics, common["machine"])
     return 0
@@ -219,5 +219,12 @@ def _robustness(args: argparse.Namespace, topics: dict[str, str], machine: dict)
           + f"; table: {args.out / 'robustness.md'}")
     if not doc["complete"]:
         print(f"INCOMPLETE: {doc['incomplete_reason']}")
-        return 130
+        return _stopped_status(doc["incomplete_reason"])
     return 0
+
+
+def _stopped_status(reason: str) -> int:
+    """143 after a SIGTERM, 130 after Ctrl-C, 1 when the data broke off."""
+    if reason.startswith("terminated"):
+        return 143
+    return 130 if reason.startswith("interrupted") else 1

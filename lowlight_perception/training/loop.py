@@ -531,6 +531,7 @@ def train(config: TrainConfig, resume: str | None = None) -> dict[str, Any]:
     if any(s == "joint" for s, _ in stages):
         result["majority_baseline_mIoU"] = majority_baseline(val_loader, rt)
     if rt.world > 1:
+        dist.barrier()  # every rank done with its collectives before gloo's threads go
         dist.destroy_process_group()
     return result
 
