@@ -168,7 +168,12 @@ def depth_to_metres(msg: Any) -> np.ndarray:
     raw = image_to_numpy(msg)
     if msg.encoding in DEPTH_MM_ENCODINGS:
         return np.true_divide(raw, np.float32(1000.0), dtype=np.float32)
-    metres = np.array(raw, dtype=np.float32)  # a copy: never write into the message
+    return valid_metres(np.array(raw, dtype=np.float32))  # a copy: never write into the message
+
+
+def valid_metres(metres: np.ndarray) -> np.ndarray:
+    """REP 118's invalid depth (NaN, +-inf, values <= 0) as the one marker 0.0, in place on a
+    float32 array the caller owns; returns it."""
     metres[~(metres > 0) | ~np.isfinite(metres)] = 0.0
     return metres
 

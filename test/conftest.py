@@ -36,6 +36,21 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     return bool(NEEDS_TORCH.search(collection_path.read_text(encoding="utf-8"))) or None
 
 
+def direct_metrics(pairs) -> dict:
+    """The reference for evaluation tests: one ConfusionMatrix over (prediction, truth) pairs,
+    nothing else."""
+    from lowlight_perception.classes import load_classes
+    from lowlight_perception.evaluation.metrics import ConfusionMatrix
+
+    matrix = ConfusionMatrix(14, ignore_index=0)
+    for prediction, truth in pairs:
+        matrix.update(prediction, truth)
+    m = matrix.compute()
+    names = load_classes().names
+    return {"mIoU": m.mIoU, "OA": m.OA, "mAcc": m.mAcc, "FWIoU": m.FWIoU,
+            "per_class_IoU": {names[c]: v for c, v in m.per_class_IoU.items() if c}}
+
+
 @pytest.fixture
 def small_camera() -> Intrinsics:
     """A D435i-like camera at 160x120: fast renders, same optics."""

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import direct_metrics
 from PIL import Image
 from rosbags.rosbag2 import StoragePlugin, Writer
 
 from lowlight_perception.camera import Intrinsics
-from lowlight_perception.classes import load_classes
 from lowlight_perception.config import demo_model
 from lowlight_perception.data.synthetic import sequence
 from lowlight_perception.evaluation import bags
@@ -37,7 +37,6 @@ from lowlight_perception.evaluation.bags import (
     write_bag,
 )
 from lowlight_perception.evaluation.evaluate import evaluate_bag
-from lowlight_perception.evaluation.metrics import ConfusionMatrix
 from lowlight_perception.imagemsg import (
     ImageError,
     compressed_depth_to_numpy,
@@ -371,16 +370,6 @@ def test_bag_info_shows_the_compressed_topics_and_what_is_read(bagset, capsys):
 # --------------------------------------------------------------------------- evaluation
 
 
-def _direct(pairs) -> dict:
-    matrix = ConfusionMatrix(14, ignore_index=0)
-    for prediction, truth in pairs:
-        matrix.update(prediction, truth)
-    m = matrix.compute()
-    names = load_classes().names
-    return {"mIoU": m.mIoU, "OA": m.OA, "mAcc": m.mAcc, "FWIoU": m.FWIoU,
-            "per_class_IoU": {names[c]: v for c, v in m.per_class_IoU.items() if c}}
-
-
 KEYS = ("mIoU", "OA", "mAcc", "FWIoU")
 
 
@@ -403,7 +392,7 @@ def test_eval_of_png_is_exact_and_of_jpeg_within_the_codec(bagset, samples, tmp_
     assert run["raw"]["frames"] == run["png"]["frames"] == run["jpeg"]["frames"] == FRAMES
     assert run["raw"]["mIoU"] > 0.1  # a real segmentation, not the trivial case
 
-    with bags._opened(bagset["jpeg"]) as reader:
+    with bags.open_bag(bagset["jpeg"]) as reader:
         jpegs = [
             _pillow_rgb(reader.deserialize(raw, c.msgtype))
             for c, _, raw in reader.messages()
@@ -412,7 +401,7 @@ def test_eval_of_png_is_exact_and_of_jpeg_within_the_codec(bagset, samples, tmp_
     with Segmenter(model, device="cpu") as seg:
         raw_pred = [seg.segment(s.low).labels.copy() for s in samples]
         jpeg_pred = [seg.segment(f).labels.copy() for f in jpegs]
-    reference = _direct(zip(jpeg_pred, (s.label for s in samples), strict=True))
+    reference = direct_metrics(zip(jpeg_pred, (s.label for s in samples), strict=True))
     for key in KEYS:
         assert run["jpeg"][key] == pytest.approx(reference[key], abs=1e-12), key
 

@@ -159,7 +159,7 @@ def _with_predictions(bag: Path, out: Path, storage: str) -> Path:
 
     store = bags.typestore()
     with (
-        bags._opened(bag) as reader,
+        bags.open_bag(bag) as reader,
         Writer(
             out, version=bags.ROSBAG2_VERSION, storage_plugin=StoragePlugin[storage.upper()]
         ) as writer,
@@ -200,7 +200,7 @@ def test_a_cut_zstd_chunked_mcap_is_salvaged_like_a_plain_one(written, tmp_path)
     out = tmp_path / "zstd"
     writer = Writer(out, version=bags.ROSBAG2_VERSION, storage_plugin=StoragePlugin.MCAP)
     writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
-    with bags._opened(written["mcap"]) as reader, writer:
+    with bags.open_bag(written["mcap"]) as reader, writer:
         ids = {c.topic: writer.add_connection(c.topic, c.msgtype, typestore=store)
                for c in reader.connections}
         for c, t_ns, raw in reader.messages(connections=reader.connections):
@@ -227,3 +227,14 @@ def _chunk_compressions(file: Path) -> list[str]:
             found.append(data[pos + 9 + 32 : pos + 9 + 32 + size].decode())
         pos += 9 + length
     return found
+
+
+def test_replay_takes_the_same_bag_paths_as_eval(written, tmp_path):
+    """`lowlight replay` opens bags as `lowlight eval` does: a cut recording (salvaged), its bare
+    storage file, and an intact bag directory give the colour frames eval reads."""
+    from lowlight_perception.ros.replay import load_inputs
+
+    cut = _cut(written["mcap"], 0.6, tmp_path / "cut")
+    for path in (cut, next(cut.glob("*.mcap")), written["mcap"], written["sqlite3"]):
+        colour = [r for r in load_inputs(path) if r.topic == COLOR_TOPIC]
+        assert len(colour) == len(list(iter_frames(path, require_gt=False))) > 0, path

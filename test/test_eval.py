@@ -21,6 +21,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from conftest import direct_metrics
 
 from lowlight_perception.classes import load_classes
 from lowlight_perception.data.datasets import open_dataset
@@ -34,7 +35,6 @@ from lowlight_perception.evaluation.evaluate import (
     evaluate_dataset,
     robustness,
 )
-from lowlight_perception.evaluation.metrics import ConfusionMatrix
 from lowlight_perception.inference import Result, Segmenter
 from lowlight_perception.models.export import export_onnx, random_init_model
 from lowlight_perception.tools.cli import main
@@ -79,17 +79,6 @@ def bags(samples, tmp_path_factory) -> dict[str, Path]:
     return out
 
 
-def _direct(pairs) -> dict:
-    """The reference: one ConfusionMatrix over (prediction, truth) pairs, nothing else."""
-    matrix = ConfusionMatrix(14, ignore_index=0)
-    for prediction, truth in pairs:
-        matrix.update(prediction, truth)
-    m = matrix.compute()
-    names = load_classes().names
-    return {"mIoU": m.mIoU, "OA": m.OA, "mAcc": m.mAcc, "FWIoU": m.FWIoU,
-            "per_class_IoU": {names[c]: v for c, v in m.per_class_IoU.items() if c}}
-
-
 def _assert_same(metrics: dict, reference: dict) -> None:
     for key in METRIC_KEYS:
         assert metrics[key] == pytest.approx(reference[key], abs=1e-12), key
@@ -100,7 +89,7 @@ def _assert_same(metrics: dict, reference: dict) -> None:
 def test_bag_eval_equals_direct_in_memory_evaluation(storage, bags, samples, model, tmp_path):
     metrics = evaluate_bag(bags[storage], model, tmp_path, device="cpu", progress=False)
     with Segmenter(model, device="cpu") as seg:
-        reference = _direct((seg.segment(s.low).labels.copy(), s.label) for s in samples)
+        reference = direct_metrics((seg.segment(s.low).labels.copy(), s.label) for s in samples)
     _assert_same(metrics, reference)
     assert metrics["frames"] == FRAMES and metrics["complete"] is True
     assert metrics["mIoU"] > 0  # not the trivial all-wrong case
@@ -192,7 +181,7 @@ def test_predictions_topic_scores_the_recorded_labels_without_a_model(samples, t
     _write_bag_with_predictions(bag, samples, predictions)
     metrics = evaluate_bag(bag, None, tmp_path / "out", predictions_topic=PRED_TOPIC,
                            progress=False)
-    reference = _direct(zip(predictions, (s.label for s in samples), strict=True))
+    reference = direct_metrics(zip(predictions, (s.label for s in samples), strict=True))
     _assert_same(metrics, reference)
     assert 0.6 < metrics["OA"] < 0.85 and 0.1 < metrics["mIoU"] < 0.9  # not trivial
     assert metrics["frames"] == FRAMES

@@ -51,6 +51,7 @@ status=${PIPESTATUS[0]}
 case $status in
     0) echo "bench gpu: every stage ran (results in $RESULTS)" ;;
     124|137) echo "bench gpu: stopped at the ${LIMIT_S} s limit; the stages that ran are in $RESULTS" ;;
+    2) echo "bench gpu: did not start (the error line above says why)" ;;
     *) echo "bench gpu: exit status $status (stage errors are in the JSON/Markdown)" ;;
 esac 2>&1 | tee -a "$LOG"
 ls -l "$RESULTS"/gpu_* 2>&1 | tee -a "$LOG"

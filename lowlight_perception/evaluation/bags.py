@@ -72,6 +72,7 @@ from ..imagemsg import (
     image_to_numpy,
     is_compressed,
     rgb_view,
+    valid_metres,
 )
 from ..ros.interface import CAMERA_INFO_TOPIC, COLOR_TOPIC, DEPTH_TOPIC
 
@@ -464,7 +465,7 @@ def bag_dir(bag: Path) -> Path:
 
 
 @contextmanager
-def _opened(path: Path) -> Iterator[Any]:
+def open_bag(path: Path) -> Iterator[Any]:
     """An open AnyReader on ``path``, else (a cut-off recording) a :class:`_Salvaged` reader of
     its storage file with ``note`` set; a bag neither can read is a one-line BagError."""
     from rosbags.highlevel import AnyReader
@@ -501,7 +502,7 @@ def inspect_bag(bag: Path) -> BagInfo:
         BagError: as :func:`bag_dir`, or a bag that cannot be opened.
     """
     path = bag_dir(bag)
-    with _opened(path) as reader:
+    with open_bag(path) as reader:
         topics = {name: (i.msgtype or "?", i.msgcount) for name, i in reader.topics.items()}
         messages = reader.message_count
         start = reader.start_time if messages else 0
@@ -598,15 +599,16 @@ def _labels(msg: Any, shape: tuple[int, ...], what: str) -> np.ndarray | str:
 
 def _depth_mm(msg: Any, shape: tuple[int, ...], stats: ReadStats) -> np.ndarray | None:
     try:
+        metres = None
         if is_compressed(msg):  # compressedDepth: uint16 mm, or 32FC1 metres with NaN holes
             _, depth = compressed_depth_to_numpy(msg)
             if depth.dtype != np.uint16:
-                metres = np.where(np.isfinite(depth) & (depth > 0), depth, np.float32(0))
-                depth = np.rint(np.clip(metres * 1000.0, 0, 65535)).astype(np.uint16)
+                metres = valid_metres(depth)  # a decoded array of our own
         elif msg.encoding in DEPTH_MM_ENCODINGS:
             depth = np.ascontiguousarray(image_to_numpy(msg))
         else:
             metres = depth_to_metres(msg)  # raises for non-depth encodings
+        if metres is not None:
             depth = np.rint(np.clip(metres * 1000.0, 0, 65535)).astype(np.uint16)
     except ImageError as err:
         stats.warn(f"bad depth: {_problem(msg, err)}")
@@ -772,7 +774,7 @@ def iter_frames(
     """
     path = bag_dir(bag)
     stats = stats if stats is not None else ReadStats()
-    with _opened(path) as reader:
+    with open_bag(path) as reader:
         present = set(reader.topics)
         colour = camera_topic(present, color_topic, COLOUR_TRANSPORT) or color_topic
         depth = camera_topic(present, depth_topic, DEPTH_TRANSPORT) or depth_topic
@@ -814,7 +816,7 @@ def _frames(
     waiting_for = tuple(r for r in ("depth", "gt", "pred") if r in roles.values())
     pairer = _Pairer(waiting_for, require_gt, stats)
     try:
-        with _opened(path) as reader:
+        with open_bag(path) as reader:
             connections = [c for c in reader.connections if c.topic in roles]
             for connection, t_ns, raw in _records(reader, connections, stats):
                 role = roles[connection.topic]
@@ -978,8 +980,9 @@ class _Salvaged:
     def _sqlite(self) -> Iterator[tuple[_Channel, int, bytes]]:
         import sqlite3
 
-        # read-only, ignoring any journal; writable_schema lets sqlite open a file shorter than
-        # its header's page count (sqlite src/btree.c lockBtree: else SQLITE_CORRUPT at once)
+        # read-only, ignoring any journal; a plain open of a truncated .db3 (shorter than its
+        # header's page count) fails at once as malformed, with writable_schema the schema
+        # loads and the rows before the cut read (test_bag_salvage.py)
         db = sqlite3.connect(f"file:{self.file}?mode=ro&immutable=1", uri=True)
         try:
             db.execute("PRAGMA writable_schema=ON")

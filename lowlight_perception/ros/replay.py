@@ -23,7 +23,14 @@ from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from ..errors import LowlightError
-from ..evaluation.bags import COLOUR_TRANSPORT, DEPTH_TRANSPORT, camera_topic
+from ..evaluation.bags import (
+    COLOUR_TRANSPORT,
+    DEPTH_TRANSPORT,
+    BagError,
+    bag_dir,
+    camera_topic,
+    open_bag,
+)
 from ..imagemsg import compressed_depth_to_numpy, compressed_rgb
 from .codecs import ImageError, numpy_to_image
 from .interface import CAMERA_INFO_TOPIC, COLOR_TOPIC, DEPTH_TOPIC
@@ -84,18 +91,17 @@ def load_inputs(
     compressed frame that does not decode is left out and counted in ``skipped`` (reason ->
     count), never fatal.
 
+    Bags are opened as ``lowlight eval`` opens them (``evaluation.bags.open_bag``): a bag
+    directory, a storage file in it, or a cut-off recording, salvaged.
+
     Raises:
         ReplayError: missing or unreadable bag, or no colour topic in it.
     """
-    from rosbags.highlevel import AnyReader
-
-    if not Path(bag).exists():
-        raise ReplayError(f"bag not found: {bag}")
     skipped = skipped if skipped is not None else {}
     out: list[Recorded] = []
     colours = 0
     try:
-        with AnyReader([Path(bag)]) as reader:
+        with open_bag(bag_dir(Path(bag))) as reader:
             topics = _camera_topics({c.topic for c in reader.connections})
             if COLOR_TOPIC not in topics.values():
                 have = ", ".join(sorted({c.topic for c in reader.connections})) or "none"
@@ -124,6 +130,8 @@ def load_inputs(
                 out.append(Recorded(topic, t_ns, msg))
     except ReplayError:
         raise
+    except BagError as err:  # not found, not a bag, unreadable: already one line
+        raise ReplayError(str(err)) from None
     except Exception as err:  # rosbags raises several types for broken bags
         if not out:
             raise ReplayError(f"cannot read {bag}: {err}") from err

@@ -488,6 +488,15 @@ def _skip_reason(device: Any, precision: str, graph: bool) -> str | None:
     return None
 
 
+def _case_keys(
+    name: str, size: tuple[int, int], case: dict[str, Any], device: Any, runtime: str,
+    precision: str, graph: bool = False,
+) -> dict[str, Any]:
+    """The row keys that name one configuration of one case."""
+    return dict(model=name, camera=_wh(size), net=_wh(case["net"]), runtime=runtime,
+                precision=_label(precision), cuda_graph=graph, device=str(device))
+
+
 def _variant_row(
     s: Settings,
     device: Any,
@@ -497,15 +506,7 @@ def _variant_row(
     precision: str,
     graph: bool,
 ) -> dict[str, Any]:
-    base = dict(
-        model=name,
-        camera=_wh(size),
-        net=_wh(case["net"]),
-        runtime="torch",
-        precision=_label(precision),
-        cuda_graph=graph,
-        device=str(device),
-    )
+    base = _case_keys(name, size, case, device, "torch", precision, graph)
     reason = _skip_reason(device, precision, graph)
     if reason:
         return _row(**base, status="skipped", note=reason)
@@ -550,15 +551,8 @@ def _compile_row(
     costs at most the budget and never the run."""
     s = ws.settings
     precision = "fp16" if device.type == "cuda" else "fp32"
-    base = dict(
-        model=name,
-        camera=_wh(size),
-        net=_wh(case["net"]),
-        runtime=f"torch.compile ({s.compile_backend}, {s.compile_mode})",
-        precision=_label(precision),
-        cuda_graph=False,
-        device=str(device),
-    )
+    runtime = f"torch.compile ({s.compile_backend}, {s.compile_mode})"
+    base = _case_keys(name, size, case, device, runtime, precision)
     stem = ws.root / f"compile_{name}_{_wh(size)}"
     np.savez(
         stem.with_suffix(".npz"),
@@ -702,19 +696,8 @@ def stage_inference(ws: Workspace, device: Any) -> dict[str, Any]:
                     errors.append(
                         {"case": f"{name} {_wh(size)} {precision} graph={graph}", **_error(err)}
                     )
-                    rows.append(
-                        _row(
-                            model=name,
-                            camera=_wh(size),
-                            net=_wh(case["net"]),
-                            runtime="torch",
-                            precision=_label(precision),
-                            cuda_graph=graph,
-                            device=str(device),
-                            status="error",
-                            note=_one_line(err),
-                        )
-                    )
+                    keys = _case_keys(name, size, case, device, "torch", precision, graph)
+                    rows.append(_row(**keys, status="error", note=_one_line(err)))
                 bar.update()
         wanted = {"all": True, "first": index == 0, "none": False}[s.compile_cases]
         if wanted:
