@@ -13,6 +13,17 @@ class DatasetError(LowlightError):
     """A dataset directory, file or pair cannot be read or does not match."""
 
 
+class BagError(LowlightError):
+    """A bag cannot be written or read: bad path, unreadable storage, missing topics."""
+
+
+def one_line(err: BaseException, limit: int = 300) -> str:
+    """An exception's text on one line (whitespace collapsed, its type if it has no text),
+    cut to ``limit`` characters: what a CLI error or a report field shows."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM (``kill``, ``timeout``, a container stopping), raised where Ctrl-C would be, so
     every long command stops the same way: partial results written and marked incomplete."""

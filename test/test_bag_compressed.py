@@ -23,11 +23,8 @@ from conftest import direct_metrics
 from PIL import Image
 from rosbags.rosbag2 import StoragePlugin, Writer
 
-from lowlight_perception.camera import Intrinsics
-from lowlight_perception.config import demo_model
-from lowlight_perception.data.synthetic import sequence
-from lowlight_perception.evaluation import bags
-from lowlight_perception.evaluation.bags import (
+from lowlight_perception import bags
+from lowlight_perception.bags import (
     GT_TOPIC,
     T0_NS,
     BagError,
@@ -36,6 +33,9 @@ from lowlight_perception.evaluation.bags import (
     iter_frames,
     write_bag,
 )
+from lowlight_perception.camera import Intrinsics
+from lowlight_perception.config import demo_model
+from lowlight_perception.data.synthetic import sequence
 from lowlight_perception.evaluation.evaluate import evaluate_bag
 from lowlight_perception.imagemsg import (
     ImageError,
@@ -44,8 +44,8 @@ from lowlight_perception.imagemsg import (
     image_to_numpy,
 )
 from lowlight_perception.inference import Segmenter
-from lowlight_perception.ros.interface import CAMERA_INFO_TOPIC, COLOR_TOPIC, DEPTH_TOPIC
 from lowlight_perception.tools.cli import main
+from lowlight_perception.topics import CAMERA_INFO_TOPIC, COLOR_TOPIC, DEPTH_TOPIC
 
 COMPRESSED_COLOR = f"{COLOR_TOPIC}/compressed"
 COMPRESSED_DEPTH = f"{DEPTH_TOPIC}/compressedDepth"

@@ -42,10 +42,8 @@ import yaml
 from rosbags.interfaces import Qos
 from rosbags.rosbag2 import StoragePlugin, Writer
 
-from lowlight_perception.camera import Intrinsics
-from lowlight_perception.data.synthetic import sequence
-from lowlight_perception.evaluation import bags
-from lowlight_perception.evaluation.bags import (
+from lowlight_perception import bags
+from lowlight_perception.bags import (
     GT_TOPIC,
     NORMAL_TOPIC,
     ROSBAG2_VERSION,
@@ -53,7 +51,9 @@ from lowlight_perception.evaluation.bags import (
     iter_frames,
     write_bag,
 )
-from lowlight_perception.ros.interface import CAMERA_INFO_TOPIC, COLOR_TOPIC, DEPTH_TOPIC
+from lowlight_perception.camera import Intrinsics
+from lowlight_perception.data.synthetic import sequence
+from lowlight_perception.topics import CAMERA_INFO_TOPIC, COLOR_TOPIC, DEPTH_TOPIC
 
 FRAMES = 4
 FPS = 30.0

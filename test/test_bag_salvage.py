@@ -21,18 +21,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lowlight_perception.camera import Intrinsics
-from lowlight_perception.data.synthetic import sequence
-from lowlight_perception.evaluation import bags
-from lowlight_perception.evaluation.bags import (
+from lowlight_perception import bags
+from lowlight_perception.bags import (
     ReadStats,
     inspect_bag,
     iter_frames,
     write_bag,
 )
+from lowlight_perception.camera import Intrinsics
+from lowlight_perception.data.synthetic import sequence
 from lowlight_perception.evaluation.evaluate import evaluate_bag
-from lowlight_perception.ros.interface import COLOR_TOPIC
 from lowlight_perception.tools.cli import main
+from lowlight_perception.topics import COLOR_TOPIC
 
 CUTS = (0.3, 0.5, 0.6, 0.9)
 PRED_TOPIC = "/lowlight_perception/labels"
@@ -143,7 +143,7 @@ def test_bare_cut_mcap_file_reads_and_intact_bags_still_use_rosbags(written, tmp
 
 
 def test_not_a_storage_file_stays_a_clear_error(tmp_path):
-    from lowlight_perception.evaluation.bags import BagError
+    from lowlight_perception.bags import BagError
 
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "junk.mcap").write_bytes(b"not an mcap at all")

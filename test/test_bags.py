@@ -16,10 +16,8 @@ from rosbags.highlevel import AnyReader
 from rosbags.interfaces import QosHistory, QosReliability
 from rosbags.rosbag2 import StoragePlugin, Writer
 
-from lowlight_perception.camera import Intrinsics
-from lowlight_perception.data.synthetic import sequence
-from lowlight_perception.evaluation import bags
-from lowlight_perception.evaluation.bags import (
+from lowlight_perception import bags
+from lowlight_perception.bags import (
     FRAME_ID,
     GT_TOPIC,
     NORMAL_TOPIC,
@@ -30,9 +28,11 @@ from lowlight_perception.evaluation.bags import (
     iter_frames,
     write_bag,
 )
+from lowlight_perception.camera import Intrinsics
+from lowlight_perception.data.synthetic import sequence
 from lowlight_perception.imagemsg import image_to_numpy, rgb_view
-from lowlight_perception.ros.interface import CAMERA_INFO_TOPIC, COLOR_TOPIC, DEPTH_TOPIC
 from lowlight_perception.tools.cli import main
+from lowlight_perception.topics import CAMERA_INFO_TOPIC, COLOR_TOPIC, DEPTH_TOPIC
 
 PRED_TOPIC = "/lowlight_perception/labels"
 ENCODING = {
@@ -197,10 +197,14 @@ def test_bag_payloads_are_what_a_kilted_subscriber_decodes(tmp_path, samples):
                 assert ros_intrinsics(msg) == samples[index].intrinsics
 
 
-def test_evaluation_layer_does_not_import_rclpy():
+def test_bags_and_evaluation_import_no_ros():
+    """The bag package, its tools and evaluation run where ROS is not installed: no rclpy, no
+    message packages, and not the package's own ROS layer."""
     code = (
-        "import sys, lowlight_perception.evaluation.bags, lowlight_perception.tools.bag\n"
-        "bad = [m for m in ('rclpy', 'sensor_msgs') if m in sys.modules]\n"
+        "import sys, lowlight_perception.bags, lowlight_perception.tools.bag\n"
+        "import lowlight_perception.evaluation.evaluate, lowlight_perception.topics\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('rclpy', 'sensor_msgs')\n"
+        "       or m.startswith('lowlight_perception.ros')]\n"
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

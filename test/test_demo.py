@@ -64,9 +64,9 @@ def test_demo_runs_end_to_end_and_matches_lowlight_eval(tmp_path, capsys):
 def test_the_shipped_model_is_scored_on_bags_of_every_d435i_colour_size(tmp_path):
     """lowlight eval of 320x240, 640x480, 848x480 and 1280x720 frames in one bag with the
     shipped model: every frame is scored (a 640x480 bag used to score none)."""
+    from lowlight_perception.bags import write_bag
     from lowlight_perception.camera import Intrinsics
     from lowlight_perception.data.synthetic import random_view
-    from lowlight_perception.evaluation.bags import write_bag
 
     sizes = [(320, 240), (640, 480), (848, 480), (1280, 720)]
     samples = [random_view(8, i, Intrinsics.d435i(*size)) for i, size in enumerate(sizes)]

@@ -23,10 +23,10 @@ import numpy as np
 import pytest
 from conftest import direct_metrics
 
+from lowlight_perception.bags import GT_TOPIC, write_bag
 from lowlight_perception.classes import load_classes
 from lowlight_perception.data.datasets import open_dataset
 from lowlight_perception.data.degrade import DARKNESS_LEVELS, KINDS
-from lowlight_perception.evaluation.bags import GT_TOPIC, write_bag
 from lowlight_perception.evaluation.evaluate import (
     EvalFrame,
     dataset_frames,

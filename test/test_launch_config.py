@@ -16,13 +16,13 @@ import yaml
 from conftest import REPO
 
 from lowlight_perception.ros.interface import (
-    COLOR_TOPIC,
     NODE_NAME,
     OUTPUTS,
     PARAMS,
     PARAMS_BY_NAME,
     PARAMS_KEY,
 )
+from lowlight_perception.topics import COLOR_TOPIC
 
 PACKAGE = "lowlight_perception"
 MAIN_LAUNCH = REPO / "launch" / "lowlight_perception.launch.py"

@@ -378,7 +378,7 @@ PUBLISHER = textwrap.dedent("""
     import numpy as np
     import rclpy
     from sensor_msgs.msg import Image
-    from lowlight_perception.ros.interface import COLOR_TOPIC
+    from lowlight_perception.topics import COLOR_TOPIC
     from lowlight_perception.ros.loopback import qos
     sys.path.insert(0, sys.argv[3])
     from ros_harness import Frames, header

@@ -25,9 +25,10 @@ from sensor_msgs.msg import Image
 from lowlight_perception.config import DEMO_MODEL
 from lowlight_perception.inference import Segmenter
 from lowlight_perception.ros.codecs import numpy_to_image
-from lowlight_perception.ros.interface import COLOR_TOPIC, NODE_NAME, PARAMS_KEY
+from lowlight_perception.ros.interface import NODE_NAME, PARAMS_KEY
 from lowlight_perception.ros.node import PerceptionNode, subscribe_reliability
 from lowlight_perception.ros.pointcloud import pointcloud2_to_numpy
+from lowlight_perception.topics import COLOR_TOPIC
 
 D435I_SIZES = [(640, 480), (320, 240), (848, 480), (1280, 720)]
 

@@ -9,9 +9,9 @@ import json
 import pytest
 from ros_harness import domain_id
 
+from lowlight_perception.bags import write_bag
 from lowlight_perception.camera import Intrinsics
 from lowlight_perception.data.synthetic import sequence
-from lowlight_perception.evaluation.bags import write_bag
 from lowlight_perception.models.export import export_onnx, random_init_model
 from lowlight_perception.ros.replay import ReplayError, replay
 from lowlight_perception.tools.cli import main
@@ -34,14 +34,17 @@ def recorded(tmp_path_factory):
 def test_replay_measures_latency_throughput_and_peak(recorded, tmp_path, capsys):
     bag, model = recorded
     out = tmp_path / "replay.json"
-    assert main(["replay", "--bag", str(bag), "--model", str(model), "--peak",
+    # from half the recorded rate: a tiny model keeps up on a loaded 2-core CI machine too
+    # (how fast it goes is for `lowlight bench`, not for a test)
+    assert main(["replay", "--bag", str(bag), "--model", str(model), "--peak", "--rate", "0.5",
                  "--out", str(out)]) == 0
     result = json.loads(out.read_text())
     first = result["passes"][0]
     assert result["frames"] == first["sent"] == 24
-    assert first["rate"] == 1.0 and first["answered"] >= 23  # a tiny model keeps up at 30 Hz
+    assert first["rate"] == 0.5 and first["answered"] >= 23
+    assert first["answered"] + first["dropped"] == first["sent"]
     assert 0 < first["latency_ms_p50"] <= first["latency_ms_p99"]
-    assert 25 <= first["input_fps"] <= 35  # the recorded 30 Hz timing was kept
+    assert 12 <= first["input_fps"] <= 18  # the recorded 30 Hz timing, at half rate
     rates = [p["rate"] for p in result["passes"]]
     assert rates == sorted(rates) and len(rates) >= 2
     assert result["peak"]["output_fps"] >= first["output_fps"]
@@ -67,9 +70,9 @@ def test_replaying_the_same_bag_twice_into_one_node_answers_both_passes(recorded
 
     bag, model = recorded
     node = start_node(model, int(os.environ["ROS_DOMAIN_ID"]))
-    try:
-        first = replay(bag, log=lambda _: None)["passes"][0]
-        second = replay(bag, log=lambda _: None)["passes"][0]
+    try:  # at a quarter of the recorded rate: the stamps matter here, not the speed
+        first = replay(bag, rate=0.25, log=lambda _: None)["passes"][0]
+        second = replay(bag, rate=0.25, log=lambda _: None)["passes"][0]
     finally:
         node.send_signal(signal.SIGINT)
         node.wait(timeout=30)

@@ -414,7 +414,7 @@ def bag_frames(
 
     The first frame is read at once, so a missing bag or topic raises ``BagError`` here.
     """
-    from .bags import iter_frames
+    from ..bags import iter_frames
 
     frames = _peeked(
         iter_frames(bag, predictions_topic=predictions_topic, stats=stats, **(topics or {}))
@@ -424,8 +424,9 @@ def bag_frames(
 
 def bag_length(bag: str | Path, color_topic: str | None, max_frames: int | None) -> int | None:
     """Colour messages in the bag (at most ``max_frames``): the progress bar's total."""
-    from .bags import COLOR_TOPIC as DEFAULT_COLOR
-    from .bags import COLOUR_TRANSPORT, bag_topics, camera_topic
+    from ..bags import bag_topics
+    from ..topics import COLOR_TOPIC as DEFAULT_COLOR
+    from ..topics import COLOUR_TRANSPORT, camera_topic
 
     topics = bag_topics(Path(bag))
     topic = camera_topic(topics, color_topic or DEFAULT_COLOR, COLOUR_TRANSPORT)
@@ -473,7 +474,7 @@ def evaluate_bag(
         BagError: missing or unreadable bag, missing topics (before anything is written).
         BackendError: the model cannot be loaded.
     """
-    from .bags import ReadStats
+    from ..bags import ReadStats
 
     _check_source(model, predictions_topic, degrade)
     stats = ReadStats()

@@ -1,4 +1,5 @@
-"""The node's ROS interface in one place: parameters (with descriptions and ranges) and topics.
+"""The node's ROS interface in one place: parameters (with descriptions and ranges) and outputs
+(the camera topics it subscribes to are in :mod:`lowlight_perception.topics`).
 
 The node declares exactly these; ``config/params.yaml``, the launch files and the RViz config
 are checked against them by the tests, so nothing can name a parameter or topic that does not
@@ -19,10 +20,6 @@ LABEL_INFO = "label_info"
 """``~/label_info``: vision_msgs/LabelInfo, reliable + transient_local, published once on
 configure (Nav2's semantic segmentation layer drops every frame until it has one)."""
 
-# RealSense (realsense2_camera, align_depth.enable:=true) topic names; remap to change them.
-COLOR_TOPIC = "/camera/camera/color/image_raw"
-DEPTH_TOPIC = "/camera/camera/aligned_depth_to_color/image_raw"
-CAMERA_INFO_TOPIC = "/camera/camera/color/camera_info"
 
 
 @dataclass(frozen=True)

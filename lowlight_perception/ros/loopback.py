@@ -22,8 +22,9 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Header
 
 from ..fastdds import apply_default_profile
+from ..topics import CAMERA_INFO_TOPIC, COLOR_TOPIC, DEPTH_TOPIC
 from .codecs import numpy_to_image
-from .interface import CAMERA_INFO_TOPIC, COLOR_TOPIC, DEPTH_TOPIC, NODE_NAME, OUTPUTS
+from .interface import NODE_NAME, OUTPUTS
 
 
 def qos(reliable: bool) -> QoSProfile:

@@ -14,6 +14,7 @@ that jumps back (a looped bag, a stepped clock) resets pairing instead of blocki
 from __future__ import annotations
 
 import collections
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from ..camera import Intrinsics
@@ -40,6 +42,7 @@ from ..classes import blend
 from ..config import share_dir
 from ..errors import LowlightError
 from ..fastdds import apply_default_profile
+from ..topics import CAMERA_INFO_TOPIC, COLOR_TOPIC, DEPTH_TOPIC
 from .codecs import (
     DEPTH_MM_ENCODINGS,
     CameraInfoError,
@@ -52,9 +55,6 @@ from .codecs import (
     rgb_view,
 )
 from .interface import (
-    CAMERA_INFO_TOPIC,
-    COLOR_TOPIC,
-    DEPTH_TOPIC,
     LABEL_INFO,
     NODE_NAME,
     OUTPUTS,
@@ -70,6 +70,7 @@ except ImportError:  # pragma: no cover - depends on the machine
     LabelInfo = VisionClass = None
 
 WARN_PERIOD_S = 5.0
+STOP_POLL_S = 0.1  # how soon a stop signal is seen when no message arrives
 MAX_STREAMS = 4  # colour/depth sizes paired at once (a stray stream cannot grow memory)
 TOGGLES = {o.name: o.toggle for o in OUTPUTS}
 OUTPUT_QOS = QoSProfile(
@@ -673,9 +674,19 @@ def label_info(names: tuple[str, ...], label_info_type: Any, vision_class_type: 
 
 
 def main(args: list[str] | None = None) -> None:
-    """Entry point of ``perception_node`` (``ros2 run lowlight_perception perception_node``)."""
+    """Entry point of ``perception_node`` (``ros2 run lowlight_perception perception_node``).
+
+    SIGINT and SIGTERM (Ctrl-C, ``ros2 launch`` stopping the node, systemd, docker stop) only
+    set a flag: rclpy's own SIGINT handler chains to Python's, whose KeyboardInterrupt can land
+    inside rclpy's C++ message conversion and surface as a RuntimeError out of ``take_message``
+    (rclpy jazzy, src/rclpy/signal_handler.cpp: ``call_signal_handler`` of the original
+    handler, then ``shutdown_contexts``). Here the executor finishes the callback it is in, the
+    worker is joined while the publishers still exist, and the context is shut down last."""
     profile_note = apply_default_profile()  # before rclpy.init: Fast DDS reads it then
-    rclpy.init(args=args)  # not ``with rclpy.init()``: Humble and Jazzy lack that form
+    # not ``with rclpy.init()``: Humble and Jazzy lack that form
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
     node = None
     try:
         node = PerceptionNode()
@@ -686,13 +697,16 @@ def main(args: list[str] | None = None) -> None:
                 node.trigger_activate()
         executor = SingleThreadedExecutor()
         executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
+        while not stop.is_set() and rclpy.ok():
+            executor.spin_once(timeout_sec=STOP_POLL_S)
+    except ExternalShutdownException:
         pass
     finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
         if node is not None:
-            try:  # join the worker first; after SIGINT the context may already be shut down
-                node._release()
+            try:
+                node._release()  # join the worker while its publishers still exist
                 node.destroy_node()
             except Exception as err:  # shutting down: report, do not raise
                 print(f"perception_node: shutdown: {err}")

@@ -22,18 +22,18 @@ import rclpy
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
+from ..bags import BagError, bag_dir, open_bag
 from ..errors import LowlightError
-from ..evaluation.bags import (
-    COLOUR_TRANSPORT,
-    DEPTH_TRANSPORT,
-    BagError,
-    bag_dir,
-    camera_topic,
-    open_bag,
-)
 from ..imagemsg import compressed_depth_to_numpy, compressed_rgb
+from ..topics import (
+    CAMERA_INFO_TOPIC,
+    COLOR_TOPIC,
+    COLOUR_TRANSPORT,
+    DEPTH_TOPIC,
+    DEPTH_TRANSPORT,
+    camera_topic,
+)
 from .codecs import ImageError, numpy_to_image
-from .interface import CAMERA_INFO_TOPIC, COLOR_TOPIC, DEPTH_TOPIC
 from .loopback import LoopbackClient, Spinner, new_context, stamp_key, start_node
 
 TYPES = {
@@ -91,7 +91,7 @@ def load_inputs(
     compressed frame that does not decode is left out and counted in ``skipped`` (reason ->
     count), never fatal.
 
-    Bags are opened as ``lowlight eval`` opens them (``evaluation.bags.open_bag``): a bag
+    Bags are opened as ``lowlight eval`` opens them (``bags.open_bag``): a bag
     directory, a storage file in it, or a cut-off recording, salvaged.
 
     Raises:
@@ -204,8 +204,6 @@ def replay(
             answered; reports the highest rate and output FPS without drops.
         max_frames: replay at most this many colour frames.
         node_params: extra parameters for the started node.
-        outputs: the node outputs to subscribe to (the node computes only those).
-        record: also return ``recorded``: {bag stamp ns: {output: message}} of the first pass.
         outputs: the node outputs to subscribe to (the node computes only those).
         record: also return ``recorded``: {bag stamp ns: {output: message}} of the first pass.
 

@@ -12,16 +12,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..data.datasets import DATASETS, open_dataset
-from ..evaluation.bags import (
+from ..bags import (
     GT_TOPIC,
     NORMAL_TOPIC,
     ROSBAG2_VERSION,
     STORAGES,
     BagError,
     inspect_bag,
+    repair_bag,
     write_bag,
 )
+from ..data.datasets import DATASETS, open_dataset
 
 
 @dataclass
@@ -43,9 +44,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "bag",
-        help="write a dataset as a rosbag2 bag (RealSense topics + ground truth), or describe one",
+        help="write a dataset as a rosbag2 bag (RealSense topics + ground truth), describe or "
+        "repair one",
         description="Write datasets as rosbag2 bags that `ros2 bag play` replays into the node, "
-        "and show what a bag holds.",
+        "show what a bag holds, and repair a recording that was cut off.",
     )
     verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True, parser_class=type(p))
     w = verbs.add_parser(
@@ -76,6 +78,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     i = verbs.add_parser("info", help="topics, counts and duration of a bag")
     i.add_argument("bag", type=Path, help="bag directory (or a storage file in it)")
     i.set_defaults(run=run_info)
+    r = verbs.add_parser(
+        "repair",
+        help="copy what a cut-off or damaged bag still holds into a clean bag",
+        description="Copy every complete message of a bag that `ros2 bag play` refuses (a killed "
+        "`ros2 bag record`, a drone that lost power: an .mcap without its footer, a .db3 cut "
+        "mid-page, no metadata.yaml) into a new bag, bytes, types and recorded QoS unchanged, as "
+        "`ros2 bag reindex` and `mcap recover` do. The new bag is rosbag2 format "
+        f"{ROSBAG2_VERSION}, which Humble and Jazzy play.",
+    )
+    r.add_argument("bag", type=Path, help="the damaged bag directory (or its storage file)")
+    r.add_argument("out", type=Path, help="bag directory to create")
+    r.add_argument(
+        "--storage", choices=STORAGES, default=None, help="storage of the new bag (default: the "
+        "source's)"
+    )
+    r.set_defaults(run=run_repair)
 
 
 def run_write(args: argparse.Namespace) -> int:
@@ -108,13 +126,13 @@ def run_write(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from ..evaluation.bags import COLOUR_TRANSPORT, DEPTH_TRANSPORT, camera_topic
-    from ..ros.interface import COLOR_TOPIC, DEPTH_TOPIC
+    from ..topics import COLOR_TOPIC, COLOUR_TRANSPORT, DEPTH_TOPIC, DEPTH_TRANSPORT, camera_topic
 
     info = inspect_bag(args.bag)
     print(f"{info.path}: {info.storage}, {info.messages} messages over {info.duration:.2f} s")
     if info.note:
         print(f"CUT SHORT: {info.note}")
+        print(f"  a clean bag of what it holds: lowlight bag repair {info.path} REPAIRED_DIR")
     width = max((len(topic) for topic in info.topics), default=0)
     for topic, (msgtype, count) in sorted(info.topics.items()):
         fmt = f"  ({info.formats[topic]})" if topic in info.formats else ""
@@ -126,4 +144,12 @@ def run_info(args: argparse.Namespace) -> int:
         f"camera input for eval and replay: colour {colour or f'none (no {COLOR_TOPIC})'}, "
         f"depth {depth or 'none'}"
     )
+    return 0
+
+
+def run_repair(args: argparse.Namespace) -> int:
+    summary = repair_bag(args.bag, args.out, storage=args.storage)
+    print(summary)
+    print(f"Replay it with `ros2 bag play {summary.path}`, score it with `lowlight eval --bag "
+          f"{summary.path}`.")
     return 0

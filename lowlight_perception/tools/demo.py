@@ -49,8 +49,8 @@ def run_demo(
     rate: float = 1.0,
 ) -> dict:
     """Run the demo into ``out`` and return its summary (also written as ``demo.json``)."""
+    from ..bags import iter_frames, write_bag
     from ..data.synthetic import sequence
-    from ..evaluation.bags import iter_frames, write_bag
     from ..evaluation.evaluate import EvalFrame, evaluate
     from ..evaluation.metrics import majority_class_miou
     from ..imagemsg import image_to_numpy
