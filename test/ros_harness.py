@@ -12,7 +12,7 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from lowlight_perception.camera import Intrinsics
 from lowlight_perception.data.synthetic import random_view
-from lowlight_perception.ros.codecs import numpy_to_image
+from lowlight_perception.ros.codecs import intrinsics_to_camera_info, numpy_to_image
 from lowlight_perception.ros.loopback import LoopbackClient as Probe
 from lowlight_perception.ros.loopback import Spinner, header, new_context
 
@@ -49,13 +49,7 @@ class Frames:
         return numpy_to_image(self.depth_mm, "16UC1", header(i))
 
     def camera_info(self, i: int = 0) -> CameraInfo:
-        K = self.intrinsics
-        msg = CameraInfo(
-            header=header(i), width=K.width, height=K.height, distortion_model="plumb_bob"
-        )
-        msg.k = [K.fx, 0.0, K.cx, 0.0, K.fy, K.cy, 0.0, 0.0, 1.0]
-        msg.d = [0.0] * 5
-        return msg
+        return intrinsics_to_camera_info(self.intrinsics, header(i))
 
 
 class NodeRig:

@@ -88,3 +88,31 @@ def test_bench_segment_reports_host_overhead_ratio(tmp_path):
         assert row["segment_over_execute"] == round(
             row["segment_ms_p50"] / row["execute_ms_p50"], 3
         )
+
+
+@pytest.mark.torch
+@pytest.mark.slow
+def test_bench_node_reports_latencies_and_the_nodes_own_stages(tmp_path, capsys):
+    """perception_node in its own process over real DDS, at 640x480 with depth and
+    camera_info: the echo floor, then labels + confidence and all outputs, each answered and
+    with the node's per-stage p50s (every published output timed)."""
+    from ros_harness import domain_id
+
+    domain_id()
+    out = tmp_path / "results"
+    assert main(["bench", "node", "--frames", "5", "--out-dir", str(out)]) == 0
+    result = json.loads((out / "node.json").read_text())
+    assert result["camera"] == "640x480" and result["model"] == "lisu-tiny"
+    echo, core, every = result["rows"]
+    assert echo["pass"].startswith("round trip") and echo["answered"] == "5/5"
+    for row in (core, every):
+        assert row["answered"] == "5/5"
+        assert 0 < row["segment_ms_p50"] and 0 < row["first_output_ms_p50"]
+        assert row["first_output_ms_p50"] <= row["last_output_ms_p50"]
+        stages = row["node_stages_ms_p50"]
+        assert "queue" in stages and "publish_labels" in stages
+    assert "publish_reflectance" not in core["node_stages_ms_p50"]  # not subscribed: not made
+    for name in ("labels_color", "overlay", "reflectance", "illumination", "semantic_points"):
+        assert f"publish_{name} " in every["node_stages_ms_p50"], name
+    assert "node stages p50" in capsys.readouterr().out
+    assert (out / "node.md").read_text().startswith("# node benchmark")

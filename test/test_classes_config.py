@@ -48,6 +48,19 @@ def test_colorize_maps_ids_and_shows_out_of_range_as_void():
         classes.index("lamp")
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.int64, np.int32])
+def test_colorize_table_lookup_is_the_palette_for_every_id(dtype):
+    """uint8 labels go through the 256-entry table (np.take), other integer types through the
+    palette: the same colours for every id, ids beyond the palette (and negative) as void."""
+    classes = load_classes()
+    ids = np.arange(-3 if dtype != np.uint8 else 0, 256).astype(dtype).reshape(1, -1)
+    rgb = classes.colorize(ids)
+    assert rgb.dtype == np.uint8 and rgb.flags["C_CONTIGUOUS"]
+    for column, i in enumerate(ids[0].tolist()):
+        want = classes.palette[i] if 0 <= i < classes.num_classes else classes.palette[0]
+        np.testing.assert_array_equal(rgb[0, column], want, err_msg=str(i))
+
+
 @pytest.mark.parametrize(
     "doc, message",
     [

@@ -295,10 +295,12 @@ def test_bad_inputs_are_logged_skipped_and_the_node_keeps_serving(running, frame
     _publish(probe, frames, 50)  # a good frame first: stamps move forward from here
     assert probe.wait_for("labels", 1)
     topics = {"color": probe.color, "depth": probe.depth, "info": probe.info}
-    for _kind, messages in corpus:
+    for kind, messages in corpus:
         for topic, msg in messages:
             topics[topic].publish(msg)
-        time.sleep(0.25)
+        # a 4000x3000 frame is valid: segmented (not waiting for depth) it keeps the worker
+        # busy for most of a second here, and frames meanwhile replace each other (newest wins)
+        time.sleep(3.0 if kind == "huge frame" else 0.25)
     probe.info.publish(frames.camera_info(200))
     before = probe.count("labels")
     for i in range(200, 203):  # good frames after the corpus are all served
@@ -319,9 +321,9 @@ def test_a_slow_model_keeps_one_pending_frame_and_counts_drops(running, frames):
     backend = node.segmenter.backend
     fast = backend.execute
 
-    def slow(frame):
+    def slow(frame, outputs=None):
         time.sleep(0.25)
-        return fast(frame)
+        return fast(frame, outputs)
 
     backend.execute = slow
     for i in range(30):

@@ -322,3 +322,39 @@ def test_a_namespaced_node_reads_the_shipped_params_file(tmp_path):
         ("old", ""): True,
         ("old", "robot1"): False,
     }
+
+
+def test_labels_never_wait_for_depth_and_the_cloud_takes_depth_that_comes_later(rig, frames):
+    """realsense-ros publishes aligned depth after colour (its align step runs first): the
+    images go out without waiting for it, the point cloud takes the depth when it comes (within
+    DEPTH_WAIT_S of the colour), and a colour frame whose depth never comes loses only its
+    cloud, counted as no_depth_partner."""
+    from lowlight_perception.ros.node import DEPTH_WAIT_S
+
+    node, probe = rig(outputs=("labels", "semantic_points"))
+    stream = frames[(640, 480)]
+    probe.info.publish(stream.camera_info(400))
+    for i in range(400, 404):  # depth 30 ms after its colour
+        before = probe.count("semantic_points")
+        probe.color.publish(stream.color(i))
+        time.sleep(0.03)
+        probe.depth.publish(stream.depth(i))
+        assert probe.wait_for("semantic_points", before + 1, timeout=5), i
+    assert {_key(i) for i in range(400, 404)} <= set(probe.stamps("labels"))
+    assert {_key(i) for i in range(400, 404)} <= set(probe.stamps("semantic_points"))
+    # colour only: labels still come at once, the cloud is given up after DEPTH_WAIT_S
+    before = probe.count("labels")
+    sent = time.monotonic()
+    probe.color.publish(stream.color(410))
+    assert probe.wait_for("labels", before + 1, timeout=5)
+    assert time.monotonic() - sent < 2.0
+    time.sleep(DEPTH_WAIT_S + 0.5)
+    assert _key(410) not in set(probe.stamps("semantic_points"))
+    assert node.stats.bad.get("no_depth_partner", 0) >= 1
+    # and with no depth arriving at all for a while, frames are not held up by the wait
+    time.sleep(1.2)
+    for i in range(420, 423):
+        before = probe.count("labels")
+        probe.color.publish(stream.color(i))
+        assert probe.wait_for("labels", before + 1, timeout=5), i
+    assert node.stats.stages["queue"][-1] < 1000 * DEPTH_WAIT_S

@@ -5,6 +5,7 @@ their runtime (tensorrt, onnxruntime, torch) lazily, so a machine needs only the
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -13,6 +14,8 @@ from ..errors import LowlightError
 from ..metadata import ModelMetadata
 
 OUTPUT_NAMES = ("labels", "confidence", "reflectance", "illumination")
+CORE_OUTPUTS = ("labels", "confidence")
+"""Always computed: every published output but the restored images derives from them."""
 INPUT_NAME = "frame"
 
 
@@ -43,10 +46,14 @@ class Backend(Protocol):
     outputs: tuple[str, ...]
     frame_size: tuple[int, int] | None
 
-    def execute(self, frame: np.ndarray) -> dict[str, np.ndarray]:
+    def execute(
+        self, frame: np.ndarray, outputs: Collection[str] | None = None
+    ) -> dict[str, np.ndarray]:
         """Run the graph on one contiguous uint8 frame of shape (H, W, 3) (of ``frame_size``
-        when that is set). Returned arrays may be views of buffers the backend reuses on the
-        next call: copy what you keep."""
+        when that is set). ``outputs``: the names wanted (None: all); a backend may then skip
+        the others (ONNX Runtime does), but always returns :data:`CORE_OUTPUTS` and may
+        return more. Returned arrays may be views of buffers the backend reuses on the next
+        call: copy what you keep."""
         ...
 
     def close(self) -> None:

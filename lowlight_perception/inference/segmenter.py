@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import numpy as np
 
 from ..classes import ClassSet
 from ..errors import LowlightError
-from .backend import Backend, BackendError, ModelError
+from .backend import CORE_OUTPUTS, Backend, BackendError, ModelError
 
 log = logging.getLogger("lowlight_perception.inference")
 
@@ -133,15 +134,16 @@ def open_backend(model_path: str | Path, backend: str = "auto", device: int | st
                  **options) -> tuple[Backend, str]:
     """Load ``model_path`` on the chosen backend, logging the choice and why.
 
-    ``options`` go to the backend: ``threads`` (onnxruntime), ``precision``, ``cache_dir``,
-    ``build_policy``, ``cuda_graph`` (tensorrt), ``camera_size``, ``net_size`` (torch).
+    ``options`` go to the backend: ``threads``, ``spin`` (onnxruntime), ``precision``,
+    ``cache_dir``, ``build_policy``, ``cuda_graph`` (tensorrt), ``camera_size``, ``net_size``
+    (torch).
     """
     path = Path(model_path)
     if not path.exists():
         raise BackendError(f"model not found: {path}")
     name, device, reason = choose_backend(path, backend, device)
     known = {
-        "onnxruntime": ("threads",),
+        "onnxruntime": ("threads", "spin"),
         "tensorrt": ("precision", "cache_dir", "build_policy", "cuda_graph", "workspace_gb"),
         "torch": ("camera_size", "net_size", "upsample"),
     }[name]
@@ -163,9 +165,11 @@ def open_backend(model_path: str | Path, backend: str = "auto", device: int | st
             from .onnxruntime_backend import cuda_available as ort_cuda
 
             log.warning("TensorRT failed (%s); backend auto falls back to ONNX Runtime", err)
-            threads = {k: v for k, v in options.items() if k == "threads" and v is not None}
+            ort_options = {
+                k: v for k, v in options.items() if k in ("threads", "spin") and v is not None
+            }
             loaded, reason = open_backend(
-                path, "onnxruntime", device if ort_cuda() else "cpu", **threads
+                path, "onnxruntime", device if ort_cuda() else "cpu", **ort_options
             )
             return loaded, f"TensorRT failed ({err}); ONNX Runtime instead ({reason})"
     else:
@@ -212,15 +216,18 @@ class Segmenter:
         return self.backend.outputs
 
     def warm_up(self) -> Result:
-        """Segment one black frame at the model's camera size: allocations, engine set-up and
-        the output contract are checked before the first real frame.
+        """Segment one black frame at the model's camera size, with every output and with
+        labels + confidence alone (a backend may run those apart): allocations, engine set-up
+        and the output contract are checked before the first real frame.
 
         Raises:
             ModelError: outputs of the wrong dtype or shape; BackendError: the run failed.
         """
         w, h = self.camera_size
         try:
-            return self.segment(np.zeros((h, w, 3), np.uint8))
+            frame = np.zeros((h, w, 3), np.uint8)
+            self.segment(frame, outputs=CORE_OUTPUTS)
+            return self.segment(frame)
         except LowlightError:
             raise
         except Exception as err:  # runtimes raise their own types: one readable line
@@ -231,13 +238,21 @@ class Segmenter:
                 f"{type(err).__name__}: {one_line(err)}"
             ) from err
 
-    def segment(self, rgb: np.ndarray, depth: np.ndarray | None = None) -> Result:
+    def segment(
+        self,
+        rgb: np.ndarray,
+        depth: np.ndarray | None = None,
+        outputs: Collection[str] | None = None,
+    ) -> Result:
         """Segment one RGB frame of any size.
 
         Args:
             rgb: (H, W, 3) uint8 RGB (not BGR: convert first).
             depth: optional aligned depth (H, W), returned in the Result for consumers such as
                 the point cloud; current graphs do not consume it.
+            outputs: the graph outputs wanted (None: all). Labels and confidence always come;
+                reflectance / illumination not asked for may be None in the Result (ONNX
+                Runtime then skips computing them: the node asks only for what is subscribed).
 
         Raises:
             FrameError: wrong dtype/shape, depth of another size, or a size a fixed-size
@@ -261,7 +276,7 @@ class Segmenter:
             )
         frame = np.ascontiguousarray(rgb)  # no copy for a contiguous frame
         t1 = time.perf_counter()
-        out = self.backend.execute(frame)
+        out = self.backend.execute(frame, outputs)
         t2 = time.perf_counter()
         for name, value in out.items():
             want = (h, w, 3) if name == "reflectance" else (h, w)

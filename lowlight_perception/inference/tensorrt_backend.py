@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -552,9 +553,12 @@ class TensorRTBackend:
 
     # -- Backend protocol ------------------------------------------------------------------
 
-    def execute(self, frame: np.ndarray) -> dict[str, np.ndarray]:
+    def execute(
+        self, frame: np.ndarray, outputs: Collection[str] | None = None
+    ) -> dict[str, np.ndarray]:
         """Run the engine on one uint8 RGB frame (H, W, 3) of any size its shape profile
-        takes (a change of size re-shapes the context once, then runs as fast).
+        takes (a change of size re-shapes the context once, then runs as fast). Every output
+        is computed whatever ``outputs`` asks: on a GPU the upsampling costs little.
 
         Returns:
             {output name: uint8 array}; the arrays are views of pinned buffers that the next

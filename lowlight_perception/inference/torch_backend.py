@@ -3,6 +3,7 @@ traces, for research and parity checks (CPU or CUDA). Imports torch only when us
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
@@ -69,7 +70,10 @@ class TorchBackend:
         self.frame_size = None  # the fused module computes every resize from the frame
         self.device = str(self._device)
 
-    def execute(self, frame: np.ndarray) -> dict[str, np.ndarray]:
+    def execute(
+        self, frame: np.ndarray, outputs: Collection[str] | None = None
+    ) -> dict[str, np.ndarray]:
+        """Every output, whatever ``outputs`` asks (the graph runs whole)."""
         torch = self._torch
         with torch.inference_mode():
             tensors = self.graph(torch.from_numpy(frame).to(self._device, non_blocking=True))

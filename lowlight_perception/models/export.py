@@ -157,8 +157,12 @@ class FusedGraph(nn.Module):
         # output made by a Cast (onnx-tensorrt docs/operators.md)
         pixels = frame.float()
         size = (pixels.shape[0], pixels.shape[1])  # traced as Shape of the Cast: no If
-        rgb = pixels.permute(2, 0, 1).unsqueeze(0) / 255.0
-        rgb = F.interpolate(rgb, size=self.net_hw, mode="bilinear", align_corners=False)
+        # Work at the frame's size is what a near-free network pays for (ONNX Runtime's
+        # profiler at 640x480: whole-frame ops are most of the run), so everything that can
+        # be done at net size is: /255 after the resize, *255 and the clamp before the
+        # upsampling (a bilinear resize is a convex combination: it commutes with both).
+        rgb = pixels.permute(2, 0, 1).unsqueeze(0)
+        rgb = F.interpolate(rgb, size=self.net_hw, mode="bilinear", align_corners=False) / 255.0
         out = self.model(rgb)
         logits = out["logits"]
         if self.upsample == "logits":
@@ -171,13 +175,18 @@ class FusedGraph(nn.Module):
         if self.upsample == "labels":
             rows = _nearest_index(self.net_hw[0], size[0], labels.device)
             cols = _nearest_index(self.net_hw[1], size[1], labels.device)
-            labels = labels[rows][:, cols]
-            conf = _bilinear(conf, size)
-        results = [labels.to(torch.uint8), _to_uint8(conf[0, 0])]
+            labels = labels[:, cols][rows]  # columns at net height, then whole rows: cheap
+            conf = _bilinear(_scaled(conf), size)
+        else:
+            conf = _scaled(conf)
+        # (1, C, H, W) -> (H, W[, C]) by flatten (a Reshape, no copy), not by indexing [0]
+        results = [labels.to(torch.uint8), _to_uint8(conf.flatten(0, 2))]
         if "reflectance" in self.output_names:
-            results.append(_to_uint8(_bilinear(out["reflectance"], size)[0].permute(1, 2, 0)))
+            reflectance = _bilinear(_scaled(out["reflectance"]), size)
+            results.append(_to_uint8(reflectance.permute(0, 2, 3, 1).flatten(0, 1)))
         if "illumination" in self.output_names:
-            results.append(_to_uint8(_bilinear(out["illumination"], size)[0, 0]))
+            illumination = _bilinear(_scaled(out["illumination"]), size)
+            results.append(_to_uint8(illumination.flatten(0, 2)))
         return tuple(results)
 
 
@@ -196,9 +205,15 @@ def _nearest_index(src: int, dst: Any, device: torch.device) -> torch.Tensor:
     return torch.div((2 * i + 1) * src, 2 * dst, rounding_mode="floor")
 
 
+def _scaled(x: torch.Tensor) -> torch.Tensor:
+    """[0, 1] float -> [0, 255], clamped (at net size, before any upsampling)."""
+    return (x * 255.0).clamp(0.0, 255.0)
+
+
 def _to_uint8(x: torch.Tensor) -> torch.Tensor:
-    """[0, 1] float -> round(x * 255) as uint8 (clamped first: out-of-range casts are UB)."""
-    return torch.round(x * 255.0).clamp(0.0, 255.0).to(torch.uint8)
+    """[0, 255] float (from :func:`_scaled`, or a bilinear resize of it, which stays in range)
+    -> rounded uint8; never out of range, as out-of-range casts are undefined."""
+    return torch.round(x).to(torch.uint8)
 
 
 def check_net_size(model: nn.Module, net_size: tuple[int, int]) -> None:

@@ -5,6 +5,7 @@ latency (colour stamp published -> labels received), throughput and drops."""
 from __future__ import annotations
 
 import os
+import struct
 import subprocess
 import sys
 import threading
@@ -21,9 +22,10 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Header
 
+from ..camera import Intrinsics
 from ..fastdds import apply_default_profile
 from ..topics import CAMERA_INFO_TOPIC, COLOR_TOPIC, DEPTH_TOPIC
-from .codecs import numpy_to_image
+from .codecs import intrinsics_to_camera_info, numpy_to_image
 from .interface import NODE_NAME, OUTPUTS
 
 
@@ -36,8 +38,21 @@ def stamp_key(header: Header) -> tuple[int, int]:
     return header.stamp.sec, header.stamp.nanosec
 
 
+def cdr_stamp(serialized: bytes) -> tuple[int, int]:
+    """(sec, nanosec) of a serialized message that starts with a std_msgs/Header: after the
+    4-byte CDR encapsulation header (its second byte 1 = little endian), int32 sec then
+    uint32 nanosec (OMG XCDR1, as rmw_fastrtps and rosbag2 write ROS 2 messages)."""
+    order = "<" if serialized[1] & 1 else ">"
+    return struct.unpack_from(f"{order}iI", serialized, 4)
+
+
 class LoopbackClient(Node):
-    """Publishes inputs (optional) and records every subscribed output with arrival times."""
+    """Publishes inputs (optional) and records every subscribed output with arrival times.
+
+    ``raw=True`` records the serialized messages (bytes) and reads each stamp from the CDR
+    header, without converting the message to Python: a C++ subscriber (RViz, Nav2) pays no
+    such cost, and on a small machine the probe's own conversions would slow the node it
+    measures (``lowlight bench node`` uses it)."""
 
     def __init__(
         self,
@@ -47,6 +62,7 @@ class LoopbackClient(Node):
         inputs: bool = True,
         outputs: tuple[str, ...] | None = None,
         node_name: str = NODE_NAME,
+        raw: bool = False,
     ):
         super().__init__(f"loopback_{os.getpid()}", context=context)
         self.color = self.depth = self.info = None
@@ -57,6 +73,7 @@ class LoopbackClient(Node):
         self.received: dict[str, list] = defaultdict(list)
         self.arrivals: dict[str, dict[tuple[int, int], float]] = defaultdict(dict)
         self.lock = threading.Lock()
+        self.arrived = threading.Condition(self.lock)  # notified on every output message
         self.node_name = node_name
         self.diagnostics: list[DiagnosticArray] = []
         self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
@@ -69,13 +86,16 @@ class LoopbackClient(Node):
                 f"/{node_name}/{out.name}",
                 lambda msg, name=out.name: self._record(name, msg),
                 qos(True),
+                raw=raw,
             )
 
     def _record(self, name: str, msg) -> None:
         now = time.monotonic()
+        key = cdr_stamp(msg) if isinstance(msg, bytes) else stamp_key(msg.header)
         with self.lock:
             self.received[name].append(msg)
-            self.arrivals[name].setdefault(stamp_key(msg.header), now)
+            self.arrivals[name].setdefault(key, now)
+            self.arrived.notify_all()
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         with self.lock:
@@ -186,6 +206,44 @@ def measure(
     return {"sent": count, "answered": len(latencies), "wall_s": wall, "latency_ms": latencies}
 
 
+def measure_outputs(
+    client: LoopbackClient,
+    frame: np.ndarray,
+    depth_mm: np.ndarray,
+    intrinsics: Intrinsics,
+    *,
+    outputs: tuple[str, ...],
+    count: int,
+    first_index: int = 0,
+    timeout: float = 5.0,
+) -> dict:
+    """Closed loop over a RealSense-like stream: camera_info, aligned depth (16UC1) and colour
+    of one stamp, the next frame once every one of ``outputs`` has arrived for it; per answered
+    frame the latency (ms) from publishing colour to the first and to the last output."""
+    first: list[float] = []
+    last: list[float] = []
+    start = time.monotonic()
+    for i in range(count):
+        h = header(first_index + i)
+        key = stamp_key(h)
+        client.info.publish(intrinsics_to_camera_info(intrinsics, h))
+        client.depth.publish(numpy_to_image(depth_mm, "16UC1", h))
+        msg = numpy_to_image(frame, "rgb8", h)
+        sent = time.monotonic()
+        client.color.publish(msg)
+        with client.arrived:
+            done = client.arrived.wait_for(
+                lambda key=key: all(key in client.arrivals[n] for n in outputs), timeout
+            )
+            times = [client.arrivals[name].get(key) for name in outputs]
+        if done:
+            first.append(1000 * (min(times) - sent))
+            last.append(1000 * (max(times) - sent))
+    wall = time.monotonic() - start
+    return {"sent": count, "answered": len(first), "wall_s": wall, "first_ms": first,
+            "last_ms": last}
+
+
 def new_context(domain: int):
     """An rclpy context on ``domain``; this process gets the shipped Fast DDS profile first
     unless one is chosen (as the node does)."""
@@ -193,3 +251,50 @@ def new_context(domain: int):
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=domain)
     return context
+
+
+ECHO_NAME = "lowlight_echo"
+
+
+def echo_main(domain: int) -> None:
+    """A node that answers each colour frame at once with a mono8 image of its size on
+    ``/lowlight_echo/labels`` (same stamp), no work in between: the floor of a two-process
+    rclpy round trip with camera-size messages, which ``bench node`` reports next to the
+    node's latency. Raw in, bytes out, as perception_node does. Stops on SIGINT / SIGTERM."""
+    import signal
+
+    from rclpy.signals import SignalHandlerOptions
+
+    from .codecs import image_cdr, image_from_cdr
+
+    apply_default_profile()
+    rclpy.init(domain_id=domain, signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, lambda *_: stop.set())
+    node = rclpy.create_node(ECHO_NAME)
+    out = node.create_publisher(Image, f"/{ECHO_NAME}/labels", qos(True))
+    labels: dict[tuple[int, int], np.ndarray] = {}
+
+    def answer(data: bytes) -> None:
+        msg = image_from_cdr(data)
+        size = (msg.height, msg.width)
+        if size not in labels:
+            labels[size] = np.zeros(size, np.uint8)
+        out.publish(image_cdr(labels[size], "mono8", msg.header))
+
+    node.create_subscription(Image, COLOR_TOPIC, answer, qos(True), raw=True)
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        while not stop.is_set():
+            executor.spin_once(timeout_sec=0.1)
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+def start_echo(domain: int) -> subprocess.Popen:
+    """:func:`echo_main` in its own process on ``domain``."""
+    code = f"from lowlight_perception.ros.loopback import echo_main; echo_main({int(domain)})"
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL)

@@ -42,16 +42,19 @@ from ..classes import blend
 from ..config import share_dir
 from ..errors import LowlightError
 from ..fastdds import apply_default_profile
+from ..inference.backend import CORE_OUTPUTS
 from ..topics import CAMERA_INFO_TOPIC, COLOR_TOPIC, DEPTH_TOPIC
 from .codecs import (
     DEPTH_MM_ENCODINGS,
     CameraInfoError,
+    CdrImage,
     ImageError,
     camera_info_to_intrinsics,
     depth_to_metres,
     distortion_warning,
+    image_cdr,
+    image_from_cdr,
     image_to_numpy,
-    numpy_to_image,
     rgb_view,
 )
 from .interface import (
@@ -62,7 +65,7 @@ from .interface import (
     PARAMS_BY_NAME,
     Param,
 )
-from .pointcloud import semantic_points, to_pointcloud2
+from .pointcloud import pointcloud2_cdr, semantic_points
 
 try:  # vision_msgs has no PyPI wheel: ~/label_info exists where a ROS install provides it
     from vision_msgs.msg import LabelInfo, VisionClass
@@ -72,6 +75,8 @@ except ImportError:  # pragma: no cover - depends on the machine
 WARN_PERIOD_S = 5.0
 STOP_POLL_S = 0.1  # how soon a stop signal is seen when no message arrives
 MAX_STREAMS = 4  # colour/depth sizes paired at once (a stray stream cannot grow memory)
+DEPTH_WAIT_S = 0.1  # the point cloud waits this long from the colour's arrival for its depth
+DEPTH_STREAM_GONE_S = 1.0  # ... but not when no depth of that size came for this long
 TOGGLES = {o.name: o.toggle for o in OUTPUTS}
 OUTPUT_QOS = QoSProfile(
     depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE
@@ -164,9 +169,9 @@ class Stats:
 class Pending:
     """One colour frame (with its depth, if paired) waiting for the worker."""
 
-    color: Image
+    color: CdrImage  # the fields of a sensor_msgs/Image, read from the bytes received
     rgb: np.ndarray  # zero-copy view of color.data, validated on arrival
-    depth: Image | None
+    depth: CdrImage | None
     received: float
 
 
@@ -186,6 +191,7 @@ class PerceptionNode(LifecycleNode):
         self._sub_timer = None
         self._slot: Pending | None = None
         self._slot_lock = threading.Condition()
+        self._depth_arrived = threading.Condition()  # guards _depth, notified on each depth
         self._worker: threading.Thread | None = None
         self._running = False
         self._warned: dict[str, float] = {}
@@ -258,6 +264,7 @@ class PerceptionNode(LifecycleNode):
                 self.p("backend"),
                 self.p("device"),
                 threads=self.p("threads"),
+                spin=False,  # ONNX Runtime: free cores for publishing and the robot's nodes
                 precision=self.p("precision"),
                 cache_dir=self.p("engine_cache_dir") or None,
                 build_policy=self.p("engine_build"),
@@ -342,10 +349,12 @@ class PerceptionNode(LifecycleNode):
     def _reset_inputs(self) -> None:
         """Forget stamp order and half-made pairs (on activate and when time jumps back)."""
         self._last_stamp: dict[str, int] = {}
-        self._depth: collections.OrderedDict[tuple[int, int], collections.deque] = (
-            collections.OrderedDict()
-        )
-        self._waiting: dict[tuple[int, int], Pending] = {}
+        with self._depth_arrived:  # the worker reads depth too (the point cloud)
+            self._depth: collections.OrderedDict[tuple[int, int], collections.deque] = (
+                collections.OrderedDict()
+            )
+            self._depth_seen: dict[tuple[int, int], float] = {}  # last arrival per stream
+            self._inputs_since = time.monotonic()  # a stream not seen yet counts from here
         self._intrinsics: dict[tuple[int, int], Intrinsics] = {}
 
     # ----------------------------------------------------------------------- inputs
@@ -365,13 +374,14 @@ class PerceptionNode(LifecycleNode):
 
     def _update_subscriptions(self) -> None:
         """(Re)create input subscriptions whose publishers' reliability changed."""
+        # images raw (serialized bytes, read by image_from_cdr: one copy of a frame, not three)
         wanted = {
-            "color": (COLOR_TOPIC, Image, self._on_color),
-            "camera_info": (CAMERA_INFO_TOPIC, CameraInfo, self._on_camera_info),
+            "color": (COLOR_TOPIC, Image, self._on_color_bytes, True),
+            "camera_info": (CAMERA_INFO_TOPIC, CameraInfo, self._on_camera_info, False),
         }
         if self.p("use_depth"):
-            wanted["depth"] = (DEPTH_TOPIC, Image, self._on_depth)
-        for key, (topic, msg_type, callback) in wanted.items():
+            wanted["depth"] = (DEPTH_TOPIC, Image, self._on_depth_bytes, True)
+        for key, (topic, msg_type, callback, raw) in wanted.items():
             current = self._subs.get(key)
             if current is not None and not self.get_publishers_info_by_topic(topic):
                 continue  # publisher gone: keep the subscription as it is until one appears
@@ -382,7 +392,7 @@ class PerceptionNode(LifecycleNode):
                 self.destroy_subscription(current[0])
             qos = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=reliability)
             self._subs[key] = (
-                self.create_subscription(msg_type, topic, callback, qos),
+                self.create_subscription(msg_type, topic, callback, qos, raw=raw),
                 reliability,
             )
             self.get_logger().info(
@@ -406,7 +416,24 @@ class PerceptionNode(LifecycleNode):
         self.stats.bad[kind] += 1
         self.warn_once(kind, text)
 
-    def _on_color(self, msg: Image) -> None:
+    def _on_color_bytes(self, data: bytes) -> None:
+        try:
+            msg = image_from_cdr(data)
+        except ImageError as err:
+            self.stats.received += 1
+            self._bad("colour", f"colour frame skipped: {err}")
+            return
+        self._on_color(msg)
+
+    def _on_depth_bytes(self, data: bytes) -> None:
+        try:
+            msg = image_from_cdr(data)
+        except ImageError as err:
+            self._bad("depth", f"depth frame skipped: {err}")
+            return
+        self._on_depth(msg)
+
+    def _on_color(self, msg: CdrImage) -> None:
         now = time.monotonic()
         self.stats.received += 1
         self.stats.arrivals.append(now)
@@ -416,24 +443,12 @@ class PerceptionNode(LifecycleNode):
             self._bad("colour", f"colour frame skipped: {err}")
             return
         self._check_stamp("color", msg)
-        if not self.p("use_depth"):
-            self._submit(Pending(msg, rgb, None, now))
-            return
-        stream = (int(msg.width), int(msg.height))
-        depth = self._match_depth(stream, msg)
-        if depth is not None:
-            self._submit(Pending(msg, rgb, depth, now))
-            return
-        if stream in self._waiting:
-            self._bad(
-                "no_depth_partner",
-                f"{stream[0]}x{stream[1]} colour frame without aligned depth of its size within "
-                f"sync_slop={self.p('sync_slop')} s: skipped (is {DEPTH_TOPIC} publishing? set "
-                "use_depth false to run without depth)",
-            )
-        self._waiting[stream] = Pending(msg, rgb, None, now)  # its depth may still come
+        # to the worker at once: only the point cloud needs depth, and realsense-ros publishes
+        # aligned depth after colour; the worker takes it when the cloud is built
+        depth = self._match_depth(msg) if self.p("use_depth") else None
+        self._submit(Pending(msg, rgb, depth, now))
 
-    def _on_depth(self, msg: Image) -> None:
+    def _on_depth(self, msg: CdrImage) -> None:
         try:
             if msg.encoding not in (*DEPTH_MM_ENCODINGS, "32FC1"):
                 raise ImageError(
@@ -446,19 +461,17 @@ class PerceptionNode(LifecycleNode):
             return
         self._check_stamp("depth", msg)
         stream = (int(msg.width), int(msg.height))
-        buffer = self._depth.get(stream)
-        if buffer is None:
-            buffer = self._depth[stream] = collections.deque(maxlen=8)
-            while len(self._depth) > MAX_STREAMS:
-                self._depth.popitem(last=False)
-        buffer.append(msg)
-        waiting = self._waiting.get(stream)
-        if waiting is not None and self._stamp_gap(waiting.color, msg) <= self.p("sync_slop"):
-            del self._waiting[stream]
-            waiting.depth = msg
-            self._submit(waiting)
+        with self._depth_arrived:
+            buffer = self._depth.get(stream)
+            if buffer is None:
+                buffer = self._depth[stream] = collections.deque(maxlen=8)
+                while len(self._depth) > MAX_STREAMS:
+                    self._depth.popitem(last=False)
+            buffer.append(msg)
+            self._depth_seen[stream] = time.monotonic()
+            self._depth_arrived.notify_all()
 
-    def _check_stamp(self, kind: str, msg: Image) -> None:
+    def _check_stamp(self, kind: str, msg: CdrImage) -> None:
         """A stamp older than the last of its topic means time went back (``ros2 bag play
         --loop``, a second pass, a stepped clock, or one frame stamped in the future before):
         count it, drop what waits for pairing from ahead of the new time, and go on from the
@@ -470,13 +483,11 @@ class PerceptionNode(LifecycleNode):
             return
         self.stats.stamp_resets += 1
         ahead = stamp + int(1e9 * self.p("sync_slop"))
-        for stream, waiting in list(self._waiting.items()):
-            if stamp_ns(waiting.color) > ahead:
-                del self._waiting[stream]
-        for stream, buffer in self._depth.items():
-            self._depth[stream] = collections.deque(
-                (d for d in buffer if stamp_ns(d) <= ahead), maxlen=buffer.maxlen
-            )
+        with self._depth_arrived:
+            for stream, buffer in self._depth.items():
+                self._depth[stream] = collections.deque(
+                    (d for d in buffer if stamp_ns(d) <= ahead), maxlen=buffer.maxlen
+                )
         self.warn_once(
             "stamp_reset",
             f"{kind} stamp went back by {(last - stamp) / 1e9:.3f} s (looped bag or clock "
@@ -484,15 +495,37 @@ class PerceptionNode(LifecycleNode):
         )
 
     @staticmethod
-    def _stamp_gap(a: Image, b: Image) -> float:
+    def _stamp_gap(a: CdrImage, b: CdrImage) -> float:
         return abs(stamp_ns(a) - stamp_ns(b)) / 1e9
 
-    def _match_depth(self, stream: tuple[int, int], color: Image) -> Image | None:
-        buffer = self._depth.get(stream, ())
-        best = min(buffer, key=lambda d: self._stamp_gap(color, d), default=None)
+    def _match_depth(self, color: CdrImage) -> CdrImage | None:
+        """The aligned depth of the colour frame's size whose stamp is nearest, within
+        ``sync_slop``; None if none has come yet."""
+        with self._depth_arrived:
+            buffer = self._depth.get((int(color.width), int(color.height)), ())
+            best = min(buffer, key=lambda d: self._stamp_gap(color, d), default=None)
         if best is not None and self._stamp_gap(color, best) <= self.p("sync_slop"):
             return best
         return None
+
+    def _depth_for(self, pending: Pending) -> CdrImage | None:
+        """The frame's depth for the point cloud, waiting up to :data:`DEPTH_WAIT_S` from the
+        colour's arrival while its stream's depth is arriving or may still start (not when
+        none came for :data:`DEPTH_STREAM_GONE_S`)."""
+        if pending.depth is not None:
+            return pending.depth
+        stream = (int(pending.color.width), int(pending.color.height))
+        deadline = pending.received + DEPTH_WAIT_S
+        with self._depth_arrived:
+            while True:
+                depth = self._match_depth(pending.color)
+                remaining = deadline - time.monotonic()
+                seen = self._depth_seen.get(stream, self._inputs_since)
+                if depth is not None or remaining <= 0 or (
+                    time.monotonic() - seen > DEPTH_STREAM_GONE_S
+                ):
+                    return depth
+                self._depth_arrived.wait(remaining)
 
     def _submit(self, pending: Pending) -> None:
         """Put a frame in the single slot; an unprocessed older frame is dropped."""
@@ -526,40 +559,67 @@ class PerceptionNode(LifecycleNode):
         return bool(self.p(TOGGLES[name])) and pub is not None and pub.get_subscription_count() > 0
 
     def _process(self, pending: Pending) -> None:
+        """Segment one frame and publish the outputs somebody subscribes to, labels and
+        confidence first; each output's build + serialise + publish is timed as a stage
+        (``publish_<output>`` in the diagnostics, ``lowlight bench node`` reports them)."""
         t0 = time.perf_counter()
+        queued = 1000 * (time.monotonic() - pending.received)  # arrival -> this worker
         rgb = pending.rgb
-        depth_msg = pending.depth
-        result = self.segmenter.segment(rgb)
+        wanted = [name for name in TOGGLES if self._wanted(name)]
+        extra = tuple(name for name in ("reflectance", "illumination") if name in wanted)
+        result = self.segmenter.segment(rgb, outputs=(*CORE_OUTPUTS, *extra))
         t1 = time.perf_counter()
         header = pending.color.header
         classes = self.segmenter.classes
-        publish = self._outputs
-        if self._wanted("labels"):
-            publish["labels"].publish(numpy_to_image(result.labels, "mono8", header))
-        if self._wanted("confidence"):
-            publish["confidence"].publish(numpy_to_image(result.confidence, "mono8", header))
-        want_color, want_overlay = self._wanted("labels_color"), self._wanted("overlay")
-        if want_color or want_overlay:
-            colored = classes.colorize(result.labels)  # once for both outputs
-            if want_color:
-                publish["labels_color"].publish(numpy_to_image(colored, "rgb8", header))
-            if want_overlay:
-                overlay = blend(rgb, colored, self.p("overlay_alpha"))
-                publish["overlay"].publish(numpy_to_image(overlay, "rgb8", header))
-        if result.reflectance is not None and self._wanted("reflectance"):
-            publish["reflectance"].publish(numpy_to_image(result.reflectance, "rgb8", header))
-        if result.illumination is not None and self._wanted("illumination"):
-            publish["illumination"].publish(numpy_to_image(result.illumination, "mono8", header))
-        if self._wanted("semantic_points"):  # depth is converted only for the point cloud
-            depth = None if depth_msg is None else depth_to_metres(depth_msg)
-            self._publish_points(result, depth, header, classes.palette)
+        colored: list[np.ndarray] = []  # class colours, made once for labels_color and overlay
+
+        def colours() -> np.ndarray:
+            if not colored:
+                colored.append(classes.colorize(result.labels))
+            return colored[0]
+
+        builders = {
+            "labels": lambda: image_cdr(result.labels, "mono8", header),
+            "confidence": lambda: image_cdr(result.confidence, "mono8", header),
+            "labels_color": lambda: image_cdr(colours(), "rgb8", header),
+            "overlay": lambda: image_cdr(
+                blend(rgb, colours(), self.p("overlay_alpha")), "rgb8", header
+            ),
+            "reflectance": lambda: image_cdr(result.reflectance, "rgb8", header),
+            "illumination": lambda: image_cdr(result.illumination, "mono8", header),
+        }
+        stages: dict[str, float] = {}
+        # OUTPUTS order, labels and confidence first; each serialized here with one copy of
+        # its pixels and published as bytes (no message object for rclpy to convert)
+        for name in wanted:
+            start = time.perf_counter()
+            if name == "semantic_points":  # depth is converted only for the point cloud
+                depth_msg = self._depth_for(pending) if self.p("use_depth") else None
+                if depth_msg is None and self.p("use_depth"):
+                    w, h = pending.color.width, pending.color.height
+                    self._bad(
+                        "no_depth_partner",
+                        f"{w}x{h} colour frame without aligned depth of its size within "
+                        f"sync_slop={self.p('sync_slop')} s: no semantic_points for it (is "
+                        f"{DEPTH_TOPIC} publishing? set use_depth false to run without depth)",
+                    )
+                    continue
+                depth = None if depth_msg is None else depth_to_metres(depth_msg)
+                self._publish_points(result, depth, header, classes.palette)
+            elif name in extra and getattr(result, name) is None:
+                continue  # a graph without this output
+            else:
+                self._outputs[name].publish(builders[name]())
+            stages[f"publish_{name}"] = 1000 * (time.perf_counter() - start)
         t2 = time.perf_counter()
         now = time.monotonic()
         self.stats.processed += 1
         self.stats.outputs.append(now)
         self.stats.latency.append(1000 * (now - pending.received))
         for name, value in {
+            "queue": queued,
             **result.timings,
+            **stages,
             "publish": 1000 * (t2 - t1),
             "node_total": 1000 * (t2 - t0),
         }.items():
@@ -594,7 +654,7 @@ class PerceptionNode(LifecycleNode):
             max_depth=float(self.p("max_depth")),
             organized=bool(self.p("organized_cloud")),
         )
-        self._outputs["semantic_points"].publish(to_pointcloud2(points, header))
+        self._outputs["semantic_points"].publish(pointcloud2_cdr(points, header))
 
     def _publish_label_info(self) -> None:
         """``~/label_info`` once, latched, from the model's class list (vision_msgs only)."""

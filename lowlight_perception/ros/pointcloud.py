@@ -26,7 +26,7 @@ from sensor_msgs.msg import PointCloud2, PointField
 
 from ..camera import Intrinsics
 from ..errors import LowlightError
-from .codecs import to_byte_array
+from .codecs import CdrWriter, to_byte_array
 
 POINT_DTYPE = np.dtype(
     {
@@ -171,6 +171,31 @@ def semantic_points(
     return points
 
 
+def _point_fields(points: np.ndarray) -> list[tuple[str, int, int]]:
+    """(name, offset, PointField datatype) of each field, by offset.
+
+    Raises:
+        PointCloudError: not a 1-D / 2-D structured array, or a field type PointField lacks.
+    """
+    if points.dtype.names is None or points.ndim not in (1, 2):
+        raise PointCloudError(f"points must be a 1-D or 2-D structured array, got {points.dtype}")
+    fields = []
+    for name in points.dtype.names:
+        dtype, offset = points.dtype.fields[name][:2]
+        code = _DATATYPES.get(dtype.newbyteorder("="))
+        if code is None or not dtype.isnative:
+            raise PointCloudError(f"point field {name!r} has unsupported type {dtype}")
+        fields.append((name, offset, code))
+    return sorted(fields, key=lambda f: f[1])
+
+
+def _layout(points: np.ndarray) -> tuple[int, int]:
+    """(height, width): (H, W) organised, (1, N) unorganised."""
+    if points.ndim == 2:
+        return int(points.shape[0]), int(points.shape[1])
+    return 1, int(points.size)
+
+
 def to_pointcloud2(points: np.ndarray, header: Any) -> PointCloud2:
     """A PointCloud2 holding ``points``: unorganised (height 1, ``is_dense``) for a 1-D array,
     organised (height H, width W, not dense: it may hold NaN points) for an (H, W) one.
@@ -186,28 +211,42 @@ def to_pointcloud2(points: np.ndarray, header: Any) -> PointCloud2:
     Raises:
         PointCloudError: not a 1-D / 2-D structured array, or a field type PointField lacks.
     """
-    if points.dtype.names is None or points.ndim not in (1, 2):
-        raise PointCloudError(f"points must be a 1-D or 2-D structured array, got {points.dtype}")
-    fields = []
-    for name in points.dtype.names:
-        dtype, offset = points.dtype.fields[name][:2]
-        code = _DATATYPES.get(dtype.newbyteorder("="))
-        if code is None or not dtype.isnative:
-            raise PointCloudError(f"point field {name!r} has unsupported type {dtype}")
-        fields.append(PointField(name=name, offset=offset, datatype=code, count=1))
+    fields = _point_fields(points)
     msg = PointCloud2()
     msg.header = header
-    if points.ndim == 2:
-        msg.height, msg.width = int(points.shape[0]), int(points.shape[1])
-    else:
-        msg.height, msg.width = 1, int(points.size)
-    msg.fields = sorted(fields, key=lambda f: f.offset)
+    msg.height, msg.width = _layout(points)
+    msg.fields = [PointField(name=n, offset=o, datatype=c, count=1) for n, o, c in fields]
     msg.is_bigendian = sys.byteorder == "big"
     msg.point_step = points.dtype.itemsize
     msg.row_step = msg.point_step * msg.width
     msg.is_dense = points.ndim == 1
     msg.data = to_byte_array(points)
     return msg
+
+
+def pointcloud2_cdr(points: np.ndarray, header: Any) -> bytes:
+    """The serialized PointCloud2 of :func:`to_pointcloud2` (same fields, same bytes), with one
+    copy of the points: what the node publishes.
+
+    Raises:
+        PointCloudError: as :func:`to_pointcloud2`.
+    """
+    fields = _point_fields(points)
+    height, width = _layout(points)
+    cdr = CdrWriter()
+    cdr.header(header)
+    cdr.u32(height)
+    cdr.u32(width)
+    cdr.u32(len(fields))  # sensor_msgs/PointField[]: name, offset, datatype, count
+    for name, offset, code in fields:
+        cdr.string(name)
+        cdr.u32(offset)
+        cdr.u8(code)
+        cdr.u32(1)
+    cdr.u8(sys.byteorder == "big")
+    cdr.u32(points.dtype.itemsize)
+    cdr.u32(points.dtype.itemsize * width)
+    return cdr.bytes_of(points, bytes([points.ndim == 1]))  # is_dense after the data
 
 
 def pointcloud2_to_numpy(msg: PointCloud2) -> np.ndarray:
