@@ -110,7 +110,7 @@ def test_bench_node_reports_latencies_and_the_nodes_own_stages(tmp_path, capsys)
         assert 0 < row["segment_ms_p50"] and 0 < row["first_output_ms_p50"]
         assert row["first_output_ms_p50"] <= row["last_output_ms_p50"]
         stages = row["node_stages_ms_p50"]
-        assert "queue" in stages and "publish_labels" in stages
+        assert "decode" in stages and "queue" in stages and "publish_labels" in stages
     assert "publish_reflectance" not in core["node_stages_ms_p50"]  # not subscribed: not made
     for name in ("labels_color", "overlay", "reflectance", "illumination", "semantic_points"):
         assert f"publish_{name} " in every["node_stages_ms_p50"], name

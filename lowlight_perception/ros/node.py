@@ -417,6 +417,7 @@ class PerceptionNode(LifecycleNode):
         self.warn_once(kind, text)
 
     def _on_color_bytes(self, data: bytes) -> None:
+        start = time.perf_counter()
         try:
             msg = image_from_cdr(data)
         except ImageError as err:
@@ -424,6 +425,8 @@ class PerceptionNode(LifecycleNode):
             self._bad("colour", f"colour frame skipped: {err}")
             return
         self._on_color(msg)
+        decode = 1000 * (time.perf_counter() - start)  # read, validate, pair, hand over
+        self.stats.stages.setdefault("decode", collections.deque(maxlen=60)).append(decode)
 
     def _on_depth_bytes(self, data: bytes) -> None:
         try:
@@ -684,14 +687,14 @@ class PerceptionNode(LifecycleNode):
             "frames_received": str(s.received),
             "frames_processed": str(s.processed),
             "frames_dropped": str(s.dropped),
-            "frames_bad": str(sum(s.bad.values())),  # since activation
+            "frames_bad": str(sum(list(s.bad.values()))),  # since activation
             "stamp_resets": str(s.stamp_resets),
         }
-        values.update({f"bad_{k}": str(v) for k, v in s.bad.items()})
+        values.update({f"bad_{k}": str(v) for k, v in list(s.bad.items())})
         if s.latency:
-            values["latency_ms_p50"] = f"{np.percentile(s.latency, 50):.2f}"
-        for name, times in s.stages.items():
-            values[f"{name}_ms_p50"] = f"{np.percentile(times, 50):.2f}"
+            values["latency_ms_p50"] = f"{np.percentile(list(s.latency), 50):.2f}"
+        for name, times in list(s.stages.items()):  # the worker adds to them meanwhile
+            values[f"{name}_ms_p50"] = f"{np.percentile(list(times), 50):.2f}"
         if self.segmenter is not None:
             meta = self.segmenter.metadata
             status.hardware_id = self.segmenter.backend.device
@@ -702,7 +705,7 @@ class PerceptionNode(LifecycleNode):
             )
         now = time.monotonic()
         silent = not s.arrivals or now - s.arrivals[-1] > self.p("input_timeout")
-        bad_total = sum(s.bad.values())
+        bad_total = sum(list(s.bad.values()))
         recent_bad, s.bad_reported = bad_total > s.bad_reported, bad_total
         if self.segmenter is None:
             status.level, status.message = DiagnosticStatus.WARN, "not configured"
