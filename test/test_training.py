@@ -100,6 +100,81 @@ def test_joint_stage_keeps_the_decomposition_frozen(tmp_path):
     assert decomp and all(torch.equal(v, after[k]) for k, v in decomp.items())
 
 
+def _encoder_names(model) -> set[str]:
+    ids = {id(p) for module in model._encoders() for p in module.parameters()}
+    return {name for name, p in model.named_parameters() if id(p) in ids}
+
+
+def test_fine_tuning_with_frozen_encoders_keeps_them_bit_identical_in_both_stages(
+    tmp_path, capsys
+):
+    """LISU §6.5 (paper 000, "we freeze the encoders of LISU-decomp and LISU-joint, and
+    fine-tune ... updating the decoders' parameters"): with init_from + freeze_encoders and the
+    default stage all, neither stage moves an encoder weight (nor its BatchNorm statistics);
+    the decoders of both networks train; the log says what was loaded and what trains."""
+    pre = tmp_path / "pre"
+    assert _train(pre) == 0
+    capsys.readouterr()
+    tuned = tmp_path / "tuned"
+    init = pre / "last.pt"
+    assert _train(tuned, "--set", f"init_from={init}", "--set", "freeze_encoders=true") == 0
+    printed = capsys.readouterr().out
+    assert f"init_from {init}: " in printed and "tensors of lisu-tiny" in printed
+    assert "decomp stage: training" in printed and "joint stage: training" in printed
+    assert printed.count("encoders frozen") >= 2
+    before = read_checkpoint(init)["model"]
+    after = read_checkpoint(tuned / "last.pt")["model"]
+    model = build_model("lisu-tiny")
+    frozen = _encoder_names(model)
+    encoder_modules = {n.rsplit(".", 1)[0] for n in frozen}
+    buffers = [k for k in before if k.rsplit(".", 1)[0] in encoder_modules and k not in frozen]
+    assert frozen and buffers  # weights and BatchNorm running statistics
+    for key in (*frozen, *buffers):
+        assert torch.equal(before[key], after[key]), key
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert any(k.startswith("decomp.") for k in moved), "decomposition decoder did not train"
+    assert any(k.startswith("net.") for k in moved), "task decoder did not train"
+
+
+def test_joint_stage_on_a_random_decomposition_is_refused(tmp_path, capsys):
+    assert _train(tmp_path / "run", "--stage", "joint") == 2
+    err = capsys.readouterr().err.strip()
+    assert "frozen decomposition, which would be random" in err and "\n" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_checkpoints_and_exports_say_what_they_were_trained_on(tmp_path):
+    from lowlight_perception.models.export import training_note
+
+    out = tmp_path / "run"
+    assert _train(out, "--set", "seed=7") == 0
+    best, last = read_checkpoint(out / "best.pt"), read_checkpoint(out / "last.pt")
+    prov = best["provenance"]
+    assert prov["data"]["kind"] == "procedural" and prov["seed"] == 7
+    assert prov["data"]["train_views"] > 0 and prov["data"]["val_views"] > 0
+    assert prov["data"]["size"] == [64, 48] and prov["metrics"]["stage"] == "joint"
+    line = training_note(best)  # what export writes as the ONNX lowlight.training
+    assert line.startswith("lisu-tiny on procedural (train ") and "seed 7" in line
+    assert "joint epoch 1, val mIoU" in line
+    # best.pt is weights and records; only last.pt can be resumed from
+    assert "optimizer" in last and not {"optimizer", "scheduler", "scaler"} & set(best)
+    assert (out / "best.pt").stat().st_size < (out / "last.pt").stat().st_size
+
+
+def test_runs_without_out_get_a_directory_each_and_best_pt_is_not_resumable(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", *TINY]) == 0
+    assert main(["train", *TINY]) == 0
+    runs = sorted((tmp_path / "runs").iterdir())
+    assert len(runs) == 2 and all(r.name.startswith("lisu-tiny-all-") for r in runs)
+    assert all((r / "best.pt").is_file() for r in runs)
+    capsys.readouterr()
+    assert main(["train", *TINY, "--resume", str(runs[0] / "best.pt")]) == 2
+    assert "resume from the run's last.pt" in capsys.readouterr().err
+
+
 def test_resume_continues_where_the_run_stopped(tmp_path):
     out = tmp_path / "run"
     assert _train(out) == 0

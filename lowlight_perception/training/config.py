@@ -60,7 +60,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     init_from: str | None = None  # checkpoint to start from (e.g. synthetic pre-training)
     freeze_encoders: bool = False  # paper §6.5 fine-tuning: train decoders only
-    out: str = "runs/train"
+    out: str = ""  # run directory; "" = a new runs/<model>-<stage>-<time> for every run
     seed: int = 0
     device: str = "auto"  # auto, cpu, cuda, cuda:N
     amp: bool = True  # mixed precision on CUDA only

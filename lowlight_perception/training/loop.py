@@ -10,6 +10,7 @@ cross-entropy (Eq. 9); seg-only models (lisu-seg, dlv3p) train only this stage o
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -32,6 +33,7 @@ from ..errors import ConfigError
 from ..evaluation.metrics import ConfusionMatrix, majority_class_miou
 from ..models import build_model, summary
 from ..models.checkpoint import read_checkpoint, save_checkpoint
+from ..models.export import training_note
 from ..models.losses import decomposition_loss, joint_loss
 from .config import TrainConfig
 
@@ -392,9 +394,9 @@ class RunLog:
             rows = [r for r in self.rows if r["stage"] == stage]
             if not rows:
                 continue
-            x = [r["epoch"] for r in rows]
-            axes[0].plot(x, [r["loss"] for r in rows], label=f"{stage} train")
-            axes[0].plot(x, [r["val_loss"] for r in rows], "--", label=f"{stage} val")
+            x = [r["epoch"] for r in rows]  # markers: a 1-epoch run is a point, not nothing
+            axes[0].plot(x, [r["loss"] for r in rows], "o-", label=f"{stage} train")
+            axes[0].plot(x, [r["val_loss"] for r in rows], "o--", label=f"{stage} val")
             if stage == "joint":
                 axes[1].plot(x, [r["mIoU"] for r in rows], "o-", label="val mIoU")
         axes[0].set(xlabel="epoch", ylabel="loss", title="loss")
@@ -406,6 +408,78 @@ class RunLog:
         fig.tight_layout()
         fig.savefig(self.out / "curves.png", dpi=100)
         plt.close(fig)
+
+
+def run_dir(config: TrainConfig) -> Path:
+    """``config.out``, else a new ``runs/<model>-<stage>-<YYYYmmdd-HHMMSS>`` (a suffix when
+    taken): runs without ``--out`` never replace each other's checkpoints."""
+    if config.out:
+        return Path(config.out)
+    base = Path("runs") / f"{config.model}-{config.stage}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
+def _git_commit() -> str | None:
+    """The package checkout's commit, when it is one (a wheel install has none)."""
+    import subprocess
+
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
+            capture_output=True, text=True, timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None
+
+
+def provenance(config: TrainConfig, train_views: int, val_views: int) -> dict[str, Any]:
+    """What a checkpoint (and the ONNX exported from it) says it was trained on."""
+    from .. import __version__
+
+    data = config.data
+    return {
+        "model": config.model,
+        "stage": config.stage,
+        "data": {
+            "kind": data.kind,
+            "path": data.path,
+            "size": list(data.size),
+            "train_split": data.train_split,
+            "val_split": data.val_split,
+            "train_views": train_views,
+            "val_views": val_views,
+        },
+        "seed": config.seed,
+        "init_from": config.init_from,
+        "freeze_encoders": config.freeze_encoders,
+        "lowlight_perception": __version__,
+        "commit": _git_commit(),
+    }
+
+
+def training_line(prov: dict[str, Any], row: dict[str, Any], note: str) -> str:
+    """The one-line ``training`` record: data, sizes, seed, stage and epoch, metrics, recipe."""
+    data = prov["data"]
+    source = data["kind"] + (f" {data['path']}" if data["path"] else "")
+    size = "x".join(str(v) for v in data["size"])
+    metric = f", val mIoU {row['mIoU']:.3f}" if "mIoU" in row else ""
+    parts = [
+        f"{prov['model']} on {source} (train {data['train_views']}, val {data['val_views']} "
+        f"views at {size}), seed {prov['seed']}, {row['stage']} epoch {row['epoch']}{metric}",
+    ]
+    if prov["init_from"]:
+        frozen = ", encoders frozen" if prov["freeze_encoders"] else ""
+        parts.append(f"from {prov['init_from']}{frozen}")
+    if prov["commit"]:
+        parts.append(f"commit {prov['commit']}")
+    if note:
+        parts.append(f"recipe: {note}")
+    return "; ".join(parts)
 
 
 def _stages(config: TrainConfig, model: nn.Module) -> list[tuple[str, int]]:
@@ -427,33 +501,62 @@ def train(config: TrainConfig, resume: str | None = None) -> dict[str, Any]:
     """
     rt = setup_runtime(config)
     seed_everything(config.seed + rt.rank)
-    out = Path(config.out)
-    if rt.main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(json.dumps(config.to_dict(), indent=1))
     model = build_model(config.model, **config.model_config).to(rt.device)
+    stages = _stages(config, model)
     state = None
     if resume:
         state = read_checkpoint(resume)
+        if "optimizer" not in state:
+            raise ConfigError(
+                f"{resume} holds no optimizer state (best.pt is weights and metrics only): "
+                "resume from the run's last.pt"
+            )
+    elif (
+        not config.init_from and model.uses_decomposition and [s for s, _ in stages] == ["joint"]
+    ):
+        raise ConfigError(
+            "--stage joint trains the task network on a frozen decomposition, which would be "
+            "random here: give --set init_from=RUN/best.pt (a decomp or all run), or train "
+            "--stage all"
+        )
+    out = run_dir(config) if state is None else Path(config.out or Path(resume).parent)
+    config = dataclasses.replace(config, out=str(out))
+    if rt.main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(json.dumps(config.to_dict(), indent=1))
+    if state is not None:
         model.load_state_dict(state["model"])
     elif config.init_from:
-        model.load_state_dict(read_checkpoint(config.init_from)["model"])
+        loaded = read_checkpoint(config.init_from)
+        model.load_state_dict(loaded["model"])
+        if rt.main:
+            print(
+                f"init_from {config.init_from}: {len(loaded['model'])} tensors of "
+                f"{loaded.get('model_name', '?')} ({training_note(loaded)})"
+            )
     if rt.main:
         print(summary(model))
     train_loader = make_loader(config, config.data.train_split, rt, shuffle=True)
     val_loader = make_loader(config, config.data.val_split, rt, shuffle=False)
+    prov = provenance(config, len(train_loader.dataset), len(val_loader.dataset))
     log = RunLog(out) if rt.main else None
     if log is not None and state is None:
         log.rows = []
     amp = config.amp and rt.device.type == "cuda"
     best = state.get("best", {}) if state else {}
     start = time.perf_counter()
-    stages = _stages(config, model)
     names = [name for name, _ in stages]
     for stage, epochs in stages:
         if state and names.index(stage) < names.index(state["stage"]):
             continue  # finished before the checkpoint we resume from
-        params = set_stage(model, stage, config.freeze_encoders and stage == "joint")
+        # §6.5: the encoders of LISU-decomp and LISU-joint stay frozen in both stages
+        params = set_stage(model, stage, config.freeze_encoders)
+        if rt.main:
+            frozen = ", encoders frozen" if config.freeze_encoders else ""
+            print(
+                f"{stage} stage: training {sum(p.numel() for p in params):,} of "
+                f"{sum(p.numel() for p in model.parameters()):,} parameters{frozen}"
+            )
         step: nn.Module = TrainStep(model, stage, config)
         if rt.world > 1:
             step = nn.parallel.DistributedDataParallel(
@@ -513,11 +616,16 @@ def train(config: TrainConfig, resume: str | None = None) -> dict[str, Any]:
                     "best": best,
                     "metrics": row,
                     "train_config": config.to_dict(),
-                    "training": config.training_note,
+                    "training": training_line(prov, row, config.training_note),
+                    "provenance": {**prov, "metrics": row, "best": best},
                 }
                 save_checkpoint(out / "last.pt", model, **extra)
-                if better:
-                    save_checkpoint(out / "best.pt", model, **extra)
+                if better:  # weights and records only: resuming is last.pt's job
+                    resumable = ("optimizer", "scheduler", "scaler")
+                    save_checkpoint(
+                        out / "best.pt", model,
+                        **{k: v for k, v in extra.items() if k not in resumable},
+                    )
                 tqdm.write(_epoch_line(row))
             if rt.world > 1:
                 dist.barrier()
