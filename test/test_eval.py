@@ -103,6 +103,32 @@ def test_dataset_mode_equals_bag_mode(bags, data, model, tmp_path):
     assert from_dir["frames"] == from_bag["frames"] == FRAMES
 
 
+
+def test_dataset_mode_scores_restoration_against_albedo_and_normal_next_to_baselines(
+    data, samples, model, tmp_path
+):
+    """A paired dataset with albedo (procedural views written by ``lowlight synth``): the
+    restored reflectance of every frame, and the two baselines, against both references, as
+    computed directly; in metrics.json, report.md and the printed summary."""
+    from lowlight_perception.data.datasets import open_dataset
+    from lowlight_perception.evaluation.restoration import RestorationScores
+
+    metrics = evaluate_dataset("llrgbd-real", data, "val", model, tmp_path, device="cpu",
+                               progress=False)
+    direct = RestorationScores()
+    with Segmenter(model, device="cpu") as seg:
+        dataset = open_dataset("llrgbd-real", data, "val")
+        for i in range(len(dataset)):
+            view = dataset[i]
+            direct.add(view.low, view.normal, seg.segment(view.low).reflectance,
+                       albedo=view.albedo, normal=view.normal)
+    assert metrics["restoration"] == pytest.approx(direct.summary())
+    assert {"psnr_restored_vs_albedo", "psnr_gain_vs_albedo", "psnr_max_rgb_vs_normal"} <= set(
+        metrics["restoration"]
+    )
+    assert "## Restoration" in (tmp_path / "report.md").read_text()
+
+
 def test_a_run_writes_every_file_with_the_documented_keys(bags, model, tmp_path):
     metrics = evaluate_bag(bags["mcap"], model, tmp_path, device="cpu", progress=False,
                            machine={"cpu": "test cpu", "cores": 2})

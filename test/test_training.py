@@ -77,6 +77,13 @@ def test_train_all_stages_writes_checkpoints_logs_and_curves(tmp_path, capsys):
     assert [r["stage"] for r in rows] == ["decomp", "joint"]
     assert 0.0 <= rows[1]["mIoU"] <= 1.0 and rows[1]["loss"] > 0
     assert {"recon", "smooth"} <= set(rows[0])  # decomposition terms are logged
+    # restoration measured against the target and the procedural views' true albedo, with the
+    # two baselines next to it, and printed
+    for ref in ("target", "albedo"):
+        for name in ("restored", "gain", "max_rgb"):
+            assert 0 < rows[1][f"psnr_{name}_vs_{ref}"] <= 100, (name, ref)
+            assert -1 <= rows[1][f"ssim_{name}_vs_{ref}"] <= 1, (name, ref)
+    assert "PSNR vs albedo" in stdout
     model, state = load_model(out / "best.pt")
     assert model.name == "lisu-tiny" and state["stage"] == "joint"
     assert state["train_config"]["data"]["size"] == [64, 48]
@@ -369,7 +376,7 @@ def test_loader_batches_are_pinnable_tensors_read_like_numpy_batches():
     batch = collate_tensors(samples)
     assert all(isinstance(batch[k], torch.Tensor) for k in ("low", "normal", "label", "depth"))
     got, want = to_tensors(batch, CPU.device), to_tensors(collate(samples), CPU.device)
-    assert set(got) == {"low", "normal", "label", "depth_m"}
+    assert set(got) == {"low", "normal", "label", "depth_m", "albedo"}
     assert all(got[k].dtype == want[k].dtype and torch.equal(got[k], want[k]) for k in want)
 
 

@@ -35,6 +35,7 @@ from ..errors import LowlightError, stop_reason
 from ..inference import FrameError, Result, Segmenter
 from . import report
 from .metrics import ConfusionMatrix, SegmentationMetrics
+from .restoration import RestorationScores
 
 Degradation = tuple[str, int]
 """(kind, level 1..4) of :func:`~lowlight_perception.data.degrade.degrade`."""
@@ -64,6 +65,9 @@ class EvalFrame:
         name: a readable name (dataset file stem), or "".
         recorded: the node's other published images for this frame (reflectance, confidence)
             as a Result, shown in the samples when scoring recorded predictions.
+        normal: (H, W, 3) uint8 normal-light twin (paired datasets), or None.
+        albedo: (H, W, 3) uint8 true reflectance (procedural views), or None; with ``normal``
+            the restored reflectance is scored (:mod:`.restoration`).
     """
 
     index: int
@@ -74,6 +78,8 @@ class EvalFrame:
     stamp_ns: int | None = None
     name: str = ""
     recorded: Result | None = None
+    normal: np.ndarray | None = None
+    albedo: np.ndarray | None = None
 
 
 # --------------------------------------------------------------------------- scoring one frame
@@ -148,6 +154,7 @@ class _Tally:
         self.latency_ms: list[float] = []
         self.timeline: list[tuple[int, int | None, float]] = []  # index, stamp, mIoU
         self.skipped: Counter[str] = Counter()
+        self.restoration = RestorationScores()
 
     @property
     def frames(self) -> int:
@@ -158,6 +165,11 @@ class _Tally:
         self.timeline.append((int(frame.index), frame.stamp_ns, scored.metrics.mIoU))
         if scored.result is not None and "total" in scored.result.timings:  # recorded: none
             self.latency_ms.append(float(scored.result.timings["total"]))
+        normal = getattr(frame, "normal", None)  # bags carry no normal-light twin
+        restored = None if scored.result is None else scored.result.reflectance
+        if normal is not None and restored is not None:
+            albedo = getattr(frame, "albedo", None)
+            self.restoration.add(scored.rgb, normal, restored, albedo=albedo, normal=normal)
 
     def metrics(self, header: dict, read_stats: Any, reason: str | None) -> dict:
         """The ``metrics.json`` document for the frames so far."""
@@ -182,6 +194,8 @@ class _Tally:
             "pixels": m.num_pixels,
             "skipped": dict(skipped),
         }
+        if self.restoration.sums:
+            doc["restoration"] = self.restoration.summary()
         if self.latency_ms:
             # the first call warms the runtime up (allocations, engine set-up): not counted
             ms = np.array(self.latency_ms[1:] if len(self.latency_ms) > 1 else self.latency_ms)
@@ -507,7 +521,8 @@ def dataset_frames(dataset: Any, max_frames: int | None = None) -> Iterator[Eval
     count = len(dataset) if max_frames is None else min(len(dataset), max_frames)
     for index in range(count):
         sample = dataset[index]
-        yield EvalFrame(index, sample.low, sample.label, sample.depth, name=sample.name)
+        yield EvalFrame(index, sample.low, sample.label, sample.depth, name=sample.name,
+                        normal=sample.normal, albedo=sample.albedo)
 
 
 def evaluate_dataset(

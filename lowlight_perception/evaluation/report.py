@@ -286,6 +286,33 @@ def skipped_text(skipped: dict[str, int]) -> str:
     return f"{total} (" + ", ".join(f"{k} {v}" for k, v in skipped.items()) + ")"
 
 
+def restoration_markdown(scores: dict[str, float]) -> list[str]:
+    """A table of the restored reflectance against each reference, next to the baselines (the
+    ``restoration`` scores of metrics.json); nothing when there are none."""
+    refs = sorted({k.split("_vs_")[1] for k in scores})
+    if not refs:
+        return []
+    names = {"restored": "restored reflectance (model)", "gain": "low x global gain (baseline)",
+             "max_rgb": "max-RGB Retinex (baseline)"}
+    lines = [
+        "## Restoration",
+        "",
+        "PSNR (dB) / SSIM of each image against each reference, mean over the frames; the "
+        "gain is fitted to the normal-light frame.",
+        "",
+        "| | " + " | ".join(f"vs {r}" for r in refs) + " |",
+        "|---|" + "---:|" * len(refs),
+    ]
+    for key, label in names.items():
+        cells = []
+        for r in refs:
+            p, s = scores.get(f"psnr_{key}_vs_{r}"), scores.get(f"ssim_{key}_vs_{r}")
+            cells.append("–" if p is None else f"{p:.2f} / {s:.3f}")
+        if any(c != "–" for c in cells):
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
 def report_markdown(metrics: dict, *, plots: bool, samples: Sequence[str]) -> str:
     """The human report of one evaluation run (``report.md``).
 
@@ -334,6 +361,7 @@ def report_markdown(metrics: dict, *, plots: bool, samples: Sequence[str]) -> st
         ),
     ]
     lines += ["| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows), ""]
+    lines += restoration_markdown(metrics.get("restoration") or {})
     lines += [
         "## Per-class IoU",
         "",

@@ -137,6 +137,14 @@ def summary(metrics: dict, out: Path, seconds: float) -> str:
     if metrics.get("latency_ms"):
         lat = metrics["latency_ms"]
         lines.append(f"latency of segment(): p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms")
+    scores = metrics.get("restoration") or {}
+    for ref in ("albedo", "normal"):
+        if f"psnr_restored_vs_{ref}" in scores:
+            lines.append(
+                f"restored reflectance vs {ref}: PSNR {scores[f'psnr_restored_vs_{ref}']:.2f} dB "
+                f"(baselines: gain {scores[f'psnr_gain_vs_{ref}']:.2f}, max-RGB "
+                f"{scores[f'psnr_max_rgb_vs_{ref}']:.2f})"
+            )
     if not metrics["complete"]:
         lines.append(f"INCOMPLETE: {metrics['incomplete_reason']}; the report covers those frames")
     lines.append(f"report: {out / 'report.md'}")

@@ -31,6 +31,7 @@ from ..classes import load_classes
 from ..data.datasets import collate, open_dataset
 from ..errors import ConfigError
 from ..evaluation.metrics import ConfusionMatrix, majority_class_miou
+from ..evaluation.restoration import RestorationScores
 from ..models import build_model, summary
 from ..models.checkpoint import read_checkpoint, save_checkpoint
 from ..models.export import training_note
@@ -125,7 +126,7 @@ def collate_tensors(samples: list[Any]) -> dict[str, Any]:
     """``data.datasets.collate`` with the fields training reads as CPU tensors (depth as
     float32): DataLoader's ``pin_memory`` pins tensors but leaves numpy arrays pageable."""
     batch = collate(samples)
-    for key in ("low", "normal", "label", "depth"):
+    for key in ("low", "normal", "label", "depth", "albedo"):
         if batch.get(key) is not None:
             array = batch[key]
             batch[key] = torch.from_numpy(array.astype(np.float32) if key == "depth" else array)
@@ -143,6 +144,8 @@ def to_tensors(batch: dict[str, Any], device: torch.device) -> dict[str, torch.T
         return move(a).permute(0, 3, 1, 2).float() / 255
 
     out = {"low": image(batch["low"]), "normal": image(batch["normal"])}
+    if batch.get("albedo") is not None:  # procedural views: the true reflectance
+        out["albedo"] = image(batch["albedo"])
     if batch.get("label") is not None:
         out["label"] = move(batch["label"]).long()
     if batch.get("depth") is not None:
@@ -314,7 +317,10 @@ def gathered(value: Any, rt: Runtime) -> list[Any]:
 def evaluate(
     model: nn.Module, step: nn.Module, loader: DataLoader, rt: Runtime, config: TrainConfig
 ) -> dict[str, Any]:
-    """Validation loss and, for the joint stage, OA/mAcc/mIoU/FWIoU over the whole split.
+    """Validation loss and, for the joint stage, OA/mAcc/mIoU/FWIoU over the whole split, and
+    restoration: PSNR / SSIM of the restored reflectance against the target R(normal) and the
+    true albedo where the data has it, next to the gain and max-RGB Retinex baselines
+    (:mod:`~lowlight_perception.evaluation.restoration`).
 
     Under torchrun every rank must call it: each scores its shard with rank 0's BatchNorm
     statistics (the model rank 0 saves), and the confusion matrices and loss sums are merged, so
@@ -327,6 +333,7 @@ def evaluate(
             dist.broadcast(buffer, 0)
     base = getattr(step, "module", step)
     matrix = ConfusionMatrix(load_classes().num_classes, ignore_index=0)
+    scores = RestorationScores()
     loss_sum = torch.zeros((), dtype=torch.float64, device=rt.device)
     count = 0
     limit = config.max_batches or len(loader)
@@ -338,18 +345,47 @@ def evaluate(
         size = len(batch["low"])
         loss_sum += loss.double() * size
         count += size
-        if base.stage == "joint" and "label" in batch:
-            pred = model(batch["low"])["logits"].argmax(1)
-            matrix.update(pred.cpu().numpy(), batch["label"].cpu().numpy())
-    parts = gathered((matrix, loss_sum.item(), count), rt)
-    for other, _, _ in parts[1:]:
+        if base.stage != "joint":
+            continue
+        with torch.no_grad():
+            outputs = model(batch["low"])
+        if "label" in batch:
+            matrix.update(outputs["logits"].argmax(1).cpu().numpy(), batch["label"].cpu().numpy())
+        if outputs.get("reflectance") is not None and model.decomp is not None:
+            with torch.no_grad():
+                target = model.decomp(batch["normal"])[0]
+            _score_restoration(scores, batch, outputs["reflectance"], target)
+    parts = gathered((matrix, loss_sum.item(), count, scores), rt)
+    for other, _, _, other_scores in parts[1:]:
         matrix.merge(other)
+        scores.merge(other_scores)
     total, count = sum(p[1] for p in parts), sum(p[2] for p in parts)
     result: dict[str, Any] = {"val_loss": total / max(count, 1)}
     if base.stage == "joint":
         m = matrix.compute()
         result.update(mIoU=m.mIoU, OA=m.OA, mAcc=m.mAcc, FWIoU=m.FWIoU)
+        result.update(scores.summary())
     return result
+
+
+def _score_restoration(
+    scores: RestorationScores,
+    batch: dict[str, torch.Tensor],
+    restored: torch.Tensor,
+    target: torch.Tensor,
+) -> None:
+    """Add a batch's frames to ``scores`` as uint8 HWC images."""
+
+    def u8(t: torch.Tensor | None) -> np.ndarray | None:
+        if t is None:
+            return None
+        return (t.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+    low, normal, out, tgt = u8(batch["low"]), u8(batch["normal"]), u8(restored), u8(target)
+    albedo = u8(batch.get("albedo"))
+    for i in range(len(low)):
+        scores.add(low[i], normal[i], out[i], target=tgt[i],
+                   albedo=None if albedo is None else albedo[i])
 
 
 def majority_baseline(loader: DataLoader, rt: Runtime) -> float:
@@ -652,5 +688,10 @@ def _epoch_line(row: dict[str, Any]) -> str:
     ]
     if "mIoU" in row:
         parts.append(f"mIoU {row['mIoU']:.3f} OA {row['OA']:.3f}")
+    if "psnr_restored_vs_albedo" in row:
+        parts.append(
+            f"PSNR vs albedo {row['psnr_restored_vs_albedo']:.2f} dB (gain "
+            f"{row['psnr_gain_vs_albedo']:.2f}, max-RGB {row['psnr_max_rgb_vs_albedo']:.2f})"
+        )
     parts.append(f"{row['seconds']:.1f} s")
     return ", ".join(parts)
