@@ -60,7 +60,8 @@ demo-model: $(STAMP)
 	$(BIN)/lowlight synth --out out/demo_model/data --views 600 --size 160x120 --seed 11
 	$(BIN)/lowlight train --config lisu_small_cpu --set data.kind=llrgbd-real \
 	    --data out/demo_model/data --set data.size=[160,112] --set data.workers=1 \
-	    --set "data.options={}" --set decomp_epochs=4 --set epochs=16 --out out/demo_model/run
+	    --set "data.options={}" --set decomp_epochs=4 --set epochs=16 --set ema_decay=0 \
+	    --out out/demo_model/run
 	$(BIN)/lowlight export --checkpoint out/demo_model/run/best.pt \
 	    --out models/lisu_small_procedural.onnx --camera-size 320x240 --net-size 160x112
 

@@ -182,6 +182,45 @@ def test_runs_without_out_get_a_directory_each_and_best_pt_is_not_resumable(
     assert "resume from the run's last.pt" in capsys.readouterr().err
 
 
+def test_weight_ema_is_the_warmed_up_average_and_leaves_unchanged_weights_exact():
+    from lowlight_perception.training.loop import WeightEma
+
+    model = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
+    ema = WeightEma(model, decay=0.5)
+    start = {k: v.clone() for k, v in ema.module.state_dict().items()}
+    with torch.no_grad():
+        model[0].weight.add_(1.0)
+        model[1].num_batches_tracked.fill_(7)
+    ema.update(model)
+    d = min(0.5, 2 / 11)  # warm-up after one update
+    want = start["0.weight"] + (1 - d) * (model[0].weight - start["0.weight"])
+    assert torch.allclose(ema.module[0].weight, want)
+    assert torch.equal(ema.module[0].bias, start["0.bias"])  # unchanged: bit-identical
+    assert int(ema.module[1].num_batches_tracked) == 7  # integer buffers are copied
+    assert not any(p.requires_grad for p in ema.module.parameters())
+
+
+def test_ema_weights_are_validated_and_saved_and_resume_continues_them(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _train(out) == 0  # ema_decay 0.999 by default
+    printed = capsys.readouterr().out
+    assert "val mIoU over the last 1 epoch(s)" in printed
+    last, best = read_checkpoint(out / "last.pt"), read_checkpoint(out / "best.pt")
+    batches = 2 * 2  # 8 procedural views, batch 4, 2 train batches per epoch, 2 stages
+    assert last["ema"]["updates"] == batches and "raw_model" in last and "raw_model" not in best
+    moved = [k for k in last["model"] if not torch.equal(last["model"][k], last["raw_model"][k])]
+    assert moved  # the saved (validated) weights are the average, not the last step's
+    assert all(torch.equal(best["model"][k], last["model"][k]) for k in last["model"])
+    assert _train(out, "--set", "epochs=2", "--resume", str(out / "last.pt")) == 0
+    assert read_checkpoint(out / "last.pt")["ema"]["updates"] == batches + 2
+    plain = tmp_path / "plain"
+    assert _train(plain, "--set", "ema_decay=0") == 0
+    assert "raw_model" not in read_checkpoint(plain / "last.pt")
+    capsys.readouterr()
+    assert _train(tmp_path / "bad", "--set", "ema_decay=1") == 2
+    assert "ema_decay must be in [0, 1)" in capsys.readouterr().err
+
+
 def test_resume_continues_where_the_run_stopped(tmp_path):
     out = tmp_path / "run"
     assert _train(out) == 0

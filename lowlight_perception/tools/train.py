@@ -52,6 +52,13 @@ def run(args: argparse.Namespace) -> int:
             f"done in {result['seconds']} s on {result['processes']} process(es) "
             f"({result['device']}); best: {json.dumps(result['best'])}"
         )
+        spread = result.get("val_mIoU_spread")
+        if spread:
+            print(
+                f"val mIoU over the last {spread['epochs']} epoch(s): {spread['mean']:.3f} ± "
+                f"{spread['std']:.3f} ({spread['min']:.3f} to {spread['max']:.3f}; mean change "
+                f"between epochs {spread['mean_epoch_change']:.3f})"
+            )
         if "majority_baseline_mIoU" in result:
             print(f"majority-class baseline val mIoU: {result['majority_baseline_mIoU']:.3f}")
         print(f"checkpoints, metrics.csv/json and curves.png in {result['out']}")

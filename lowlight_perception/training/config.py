@@ -65,6 +65,7 @@ class TrainConfig:
     device: str = "auto"  # auto, cpu, cuda, cuda:N
     amp: bool = True  # mixed precision on CUDA only
     max_batches: int | None = None  # cap batches per epoch (smoke tests)
+    ema_decay: float = 0.999  # EMA of the weights, validated and saved; 0 = off (raw weights)
     training_note: str = ""  # free text carried into checkpoints and ONNX metadata
 
     def to_dict(self) -> dict[str, Any]:
@@ -184,6 +185,8 @@ def validate(config: TrainConfig) -> None:
         raise ConfigError(f"lr must be > 0, got {config.lr!r}")
     if len(config.betas) != 2 or not all(0 <= b < 1 for b in config.betas):
         raise ConfigError(f"betas must be two values in [0, 1), got {config.betas!r}")
+    if not (isinstance(config.ema_decay, int | float) and 0 <= config.ema_decay < 1):
+        raise ConfigError(f"ema_decay must be in [0, 1) (0 = no EMA), got {config.ema_decay!r}")
     if config.init_from and not Path(config.init_from).is_file():
         raise ConfigError(f"init_from checkpoint not found: {config.init_from}")
     if config.loss.depth_weight > 0 and not config.model_config.get("depth_head"):

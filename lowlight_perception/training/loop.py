@@ -250,6 +250,32 @@ def _means(sums: dict[str, torch.Tensor], count: int, desc: str) -> dict[str, fl
     return means
 
 
+class WeightEma:
+    """Exponential moving average of a model's weights and buffers: what is validated and
+    checkpointed when ``ema_decay`` > 0, so validation scores a smoothed model instead of the
+    last step's weights. The decay warms up as min(decay, (1 + n) / (10 + n)) after n updates,
+    so a short run is not held at its initial weights."""
+
+    def __init__(self, model: nn.Module, decay: float, updates: int = 0):
+        import copy
+
+        self.decay, self.updates = decay, updates
+        self.module = copy.deepcopy(model).eval()
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        current = model.state_dict()
+        for key, value in self.module.state_dict().items():
+            if value.dtype.is_floating_point:  # e += (1 - d)(w - e): exact where w == e
+                value.add_(current[key].detach() - value, alpha=1 - d)  # (frozen weights)
+            else:  # e.g. BatchNorm's num_batches_tracked
+                value.copy_(current[key])
+
+
 def train_one_epoch(
     step: nn.Module,
     loader: DataLoader,
@@ -259,6 +285,7 @@ def train_one_epoch(
     rt: Runtime,
     config: TrainConfig,
     desc: str,
+    ema: WeightEma | None = None,
 ) -> dict[str, float]:
     """One pass over ``loader``; returns mean loss and mean of every logged term.
 
@@ -295,6 +322,8 @@ def train_one_epoch(
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()
+        if ema is not None:
+            ema.update(base.model)
         count += 1
         for key, value in {"loss": loss, **terms}.items():
             value = torch.as_tensor(value).detach().to(rt.device, torch.float64)
@@ -560,8 +589,8 @@ def train(config: TrainConfig, resume: str | None = None) -> dict[str, Any]:
     if rt.main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(json.dumps(config.to_dict(), indent=1))
-    if state is not None:
-        model.load_state_dict(state["model"])
+    if state is not None:  # with EMA, "model" holds the averaged weights, "raw_model" the trained
+        model.load_state_dict(state.get("raw_model", state["model"]))
     elif config.init_from:
         loaded = read_checkpoint(config.init_from)
         model.load_state_dict(loaded["model"])
@@ -570,6 +599,14 @@ def train(config: TrainConfig, resume: str | None = None) -> dict[str, Any]:
                 f"init_from {config.init_from}: {len(loaded['model'])} tensors of "
                 f"{loaded.get('model_name', '?')} ({training_note(loaded)})"
             )
+    if rt.world > 1:  # every rank starts from rank 0's weights (ranks seed differently), as
+        for tensor in model.state_dict().values():  # DDP would make them, before the EMA copy
+            dist.broadcast(tensor, 0)
+    ema = None
+    if config.ema_decay > 0:
+        ema = WeightEma(model, config.ema_decay, (state or {}).get("ema", {}).get("updates", 0))
+        if state is not None and "raw_model" in state:
+            ema.module.load_state_dict(state["model"])
     if rt.main:
         print(summary(model))
     train_loader = make_loader(config, config.data.train_split, rt, shuffle=True)
@@ -626,8 +663,11 @@ def train(config: TrainConfig, resume: str | None = None) -> dict[str, Any]:
                 rt,
                 config,
                 desc=f"{stage} {epoch + 1}/{epochs}",
+                ema=ema,
             )
-            row.update(evaluate(model, step, val_loader, rt, config))  # every rank: collective
+            scored = model if ema is None else ema.module  # what is validated and saved
+            scored_step = step if ema is None else TrainStep(ema.module, stage, config)
+            row.update(evaluate(scored, scored_step, val_loader, rt, config))  # collective
             if rt.main:
                 row.update(
                     stage=stage,
@@ -655,11 +695,14 @@ def train(config: TrainConfig, resume: str | None = None) -> dict[str, Any]:
                     "training": training_line(prov, row, config.training_note),
                     "provenance": {**prov, "metrics": row, "best": best},
                 }
-                save_checkpoint(out / "last.pt", model, **extra)
+                if ema is not None:  # "model": the validated average; raw weights to resume
+                    extra["ema"] = {"decay": ema.decay, "updates": ema.updates}
+                    extra["raw_model"] = model.state_dict()
+                save_checkpoint(out / "last.pt", scored, **extra)
                 if better:  # weights and records only: resuming is last.pt's job
-                    resumable = ("optimizer", "scheduler", "scaler")
+                    resumable = ("optimizer", "scheduler", "scaler", "raw_model")
                     save_checkpoint(
-                        out / "best.pt", model,
+                        out / "best.pt", scored,
                         **{k: v for k, v in extra.items() if k not in resumable},
                     )
                 tqdm.write(_epoch_line(row))
@@ -674,10 +717,34 @@ def train(config: TrainConfig, resume: str | None = None) -> dict[str, Any]:
     }
     if any(s == "joint" for s, _ in stages):
         result["majority_baseline_mIoU"] = majority_baseline(val_loader, rt)
+        if log is not None:
+            result["val_mIoU_spread"] = miou_spread(log.rows)
     if rt.world > 1:
         dist.barrier()  # every rank done with its collectives before gloo's threads go
         dist.destroy_process_group()
     return result
+
+
+SPREAD_EPOCHS = 5
+
+
+def miou_spread(rows: list[dict[str, Any]]) -> dict[str, float] | None:
+    """Val mIoU over the last :data:`SPREAD_EPOCHS` joint epochs: mean, std, min, max and the
+    mean change from one epoch to the next, so a reader sees how much one epoch's figure is
+    noise. None without joint epochs."""
+    values = [r["mIoU"] for r in rows if r.get("stage") == "joint" and "mIoU" in r]
+    values = values[-SPREAD_EPOCHS:]
+    if not values:
+        return None
+    steps = np.abs(np.diff(values))
+    return {
+        "epochs": len(values),
+        "mean": round(float(np.mean(values)), 4),
+        "std": round(float(np.std(values)), 4),
+        "min": round(float(np.min(values)), 4),
+        "max": round(float(np.max(values)), 4),
+        "mean_epoch_change": round(float(steps.mean()), 4) if len(steps) else 0.0,
+    }
 
 
 def _epoch_line(row: dict[str, Any]) -> str:
