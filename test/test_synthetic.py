@@ -175,3 +175,16 @@ def test_rotated_box_is_hit_on_its_surface_with_outward_normals(small_camera):
     np.testing.assert_allclose(
         np.max(np.abs(local) / room.primitives[0].half, axis=1), 1.0, atol=0.01
     )
+
+
+def test_the_demo_tour_visits_rooms_that_show_every_class():
+    """`lowlight demo`'s sequence: 4 rooms x 30 frames, chosen so all 13 classes appear."""
+    from lowlight_perception.data.synthetic import tour, tour_rooms
+
+    rooms = tour_rooms(3, 4, 30, load_classes().num_classes)
+    assert len(rooms) == len(set(rooms)) == 4
+    views = list(tour(3, 120, Intrinsics.d435i(80, 60)))
+    assert len(views) == 120
+    assert [v.name.split("_")[0] for v in views[::30]] == [f"{r:04d}" for r in rooms]
+    present = set().union(*(np.unique(v.label).tolist() for v in views)) - {0}
+    assert present == set(range(1, load_classes().num_classes))

@@ -1043,6 +1043,54 @@ def sequence(
         yield sequence_frame(seed, room_index, frame, num_frames, intrinsics, step_m)
 
 
+def tour_rooms(
+    seed: int,
+    num_rooms: int,
+    frames_per_room: int,
+    num_classes: int,
+    *,
+    candidates: int = 40,
+    probe_frames: int = 8,
+) -> list[int]:
+    """Room indices for a tour whose frames show as many classes as possible: rooms are taken
+    greedily (most classes not yet seen first), judging each by the labels of ``probe_frames``
+    frames of its trajectory rendered at 80x60 (a few ms each). ``num_classes`` counts void."""
+    probe = Intrinsics.d435i(80, 60)
+    step = max(1, frames_per_room // probe_frames)
+    seen_in: dict[int, set[int]] = {}
+    for room in range(candidates):
+        labels: set[int] = set()
+        for frame in range(0, frames_per_room, step):
+            view = sequence_frame(seed, room, frame, frames_per_room, probe)
+            labels.update(np.unique(view.label).tolist())
+        seen_in[room] = labels - {0}
+    chosen: list[int] = []
+    covered: set[int] = set()
+    while len(chosen) < min(num_rooms, candidates):
+        room = max(
+            (r for r in seen_in if r not in chosen),
+            key=lambda r: (len(seen_in[r] - covered), -r),
+        )
+        chosen.append(room)
+        covered |= seen_in[room]
+    return chosen
+
+
+def tour(
+    seed: int, num_frames: int, intrinsics: Intrinsics, frames_per_room: int = 30
+) -> Iterator[Sample]:
+    """A drone's flight through several rooms, ``frames_per_room`` frames of each trajectory
+    (fewer of the last): the rooms of :func:`tour_rooms`, so the sequence shows as many of the
+    classes as the generator's rooms hold."""
+    from ..classes import load_classes
+
+    per_room = max(1, min(frames_per_room, num_frames))
+    rooms = tour_rooms(seed, -(-num_frames // per_room), per_room, load_classes().num_classes)
+    for i, room in enumerate(rooms):
+        for frame in range(min(per_room, num_frames - i * per_room)):
+            yield sequence_frame(seed, room, frame, per_room, intrinsics)
+
+
 def _render_with(
     room: Room,
     pose: Pose,

@@ -120,8 +120,8 @@ class OnnxRuntimeBackend:
         device: "cpu", or a CUDA device index (needs onnxruntime-gpu).
         threads: intra-op threads on the CPU (0 = ONNX Runtime's default).
         spin: let idle intra-op threads spin-wait for the next run (ONNX Runtime's default:
-            lowest latency when the cores are free). The node turns it off: spinning threads
-            take the cores its publishing and the robot's other nodes need (on 2 cores at
+            lowest latency when the cores are free); the node's ``spin_wait`` parameter. Off,
+            the threads leave the cores to publishing and other processes (on 2 cores at
             640x480, all outputs: publishing 10.3 -> 5.4 ms).
 
     Raises:

@@ -108,6 +108,13 @@ PARAMS = (
         any_type=True,
     ),
     Param("threads", 0, "ONNX Runtime CPU threads (0 = its default)", low=0, high=256),
+    Param(
+        "spin_wait",
+        True,
+        "ONNX Runtime's idle threads spin-wait for the next frame (lowest latency at camera "
+        "rate); false leaves the cores to publishing and other nodes (faster with many outputs "
+        "on a small CPU)",
+    ),
     Param("precision", "fp16", "TensorRT precision", choices=PRECISIONS),
     Param(
         "engine_cache_dir",

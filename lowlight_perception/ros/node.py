@@ -264,7 +264,7 @@ class PerceptionNode(LifecycleNode):
                 self.p("backend"),
                 self.p("device"),
                 threads=self.p("threads"),
-                spin=False,  # ONNX Runtime: free cores for publishing and the robot's nodes
+                spin=self.p("spin_wait"),
                 precision=self.p("precision"),
                 cache_dir=self.p("engine_cache_dir") or None,
                 build_policy=self.p("engine_build"),

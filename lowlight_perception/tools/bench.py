@@ -222,7 +222,12 @@ NODE_PASSES = {
 
 
 def bench_node(
-    name: str, camera: tuple[int, int], net: tuple[int, int], frames: int, threads: int
+    name: str,
+    camera: tuple[int, int],
+    net: tuple[int, int],
+    frames: int,
+    threads: int,
+    spin_wait: bool = True,
 ) -> dict:
     """perception_node in its own process, fed colour + aligned depth + camera_info from this
     process over real DDS, closed loop (the next frame once every subscribed output came): per
@@ -257,14 +262,14 @@ def bench_node(
             model = Path(tmp) / f"{name}.onnx"
             export_onnx(random_init_model(name), model, camera_size=camera, net_size=net,
                         frames=1)
-            with Segmenter(model, "onnxruntime", "cpu", threads=threads, spin=False) as seg:
+            with Segmenter(model, "onnxruntime", "cpu", threads=threads, spin=spin_wait) as seg:
                 seg.warm_up()
                 bare = {
                     label: [seg.segment(view.low, outputs=CORE_OUTPUTS if len(outs) == 2 else None)
                             .timings["total"] for _ in range(frames)]
                     for label, outs in NODE_PASSES.items()
                 }
-            proc = start_node(model, domain, threads=threads, use_depth=True)
+            proc = start_node(model, domain, threads=threads, use_depth=True, spin_wait=spin_wait)
             try:
                 for label, outputs in NODE_PASSES.items():
                     run, stages = _closed_loop(context, "lowlight_perception", outputs, view,
@@ -283,6 +288,7 @@ def bench_node(
         "net": f"{net[0]}x{net[1]}",
         "backend": "onnxruntime cpu",
         "threads": threads,
+        "spin_wait": spin_wait,
         "frames": frames,
         "rows": rows,
         "machine": machine(),
@@ -424,6 +430,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     n.add_argument("--frames", type=int, default=60, help="frames per pass (default 60: the "
                    "node's stage p50s cover the last 60 frames)")
     n.add_argument("--name", default="node", help="result file stem (default node)")
+    n.add_argument("--no-spin-wait", action="store_true",
+                   help="run the node (and the bare segment()) with spin_wait false")
     n.add_argument("--threads", type=int, default=2, help="ONNX Runtime CPU threads")
     n.add_argument("--out-dir", type=Path, default=Path("bench/results"))
     n.set_defaults(run=run_node)
@@ -439,7 +447,8 @@ def run_segment(args: argparse.Namespace) -> int:
 
 
 def run_node(args: argparse.Namespace) -> int:
-    result = bench_node(args.model, args.camera, args.net, args.frames, args.threads)
+    result = bench_node(args.model, args.camera, args.net, args.frames, args.threads,
+                        spin_wait=not args.no_spin_wait)
     for row in result["rows"]:
         print(
             f"  {row['pass']:20s} answered {row['answered']}; segment() {row['segment_ms_p50']} "

@@ -50,7 +50,7 @@ def run_demo(
 ) -> dict:
     """Run the demo into ``out`` and return its summary (also written as ``demo.json``)."""
     from ..bags import iter_frames, write_bag
-    from ..data.synthetic import sequence
+    from ..data.synthetic import tour
     from ..evaluation.evaluate import EvalFrame, evaluate
     from ..evaluation.metrics import majority_class_miou
     from ..imagemsg import image_to_numpy
@@ -73,7 +73,7 @@ def run_demo(
     t_start = time.perf_counter()
     K = Intrinsics.d435i(*size)
     views = list(
-        tqdm(sequence(seed, 0, frames, K), total=frames, desc="rendering sequence", unit="frame")
+        tqdm(tour(seed, frames, K), total=frames, desc="rendering sequence", unit="frame")
     )
     bag = out / "bag"
     shutil.rmtree(bag, ignore_errors=True)
@@ -142,6 +142,8 @@ def run_demo(
         "OA": metrics.get("OA"),
         "mAcc": metrics.get("mAcc"),
         "majority_class_mIoU": round(float(majority), 4),
+        "classes_present": int((np.delete(hist, classes.void_index) > 0).sum()),
+        "classes": classes.num_classes - 1,
         "frames_scored": metrics.get("frames"),
         "seconds": round(time.perf_counter() - t_start, 1),
         "report": str(report_dir / "report.md"),
@@ -157,9 +159,10 @@ def _markdown(s: dict) -> str:
     r = s["replay"]
     return f"""# lowlight_perception demo
 
-A procedural low-light sequence ({s["frames"]} frames, {s["size"]}, lit only by the camera's LED)
-was written to a rosbag2 and replayed at its recorded 30 Hz into `perception_node` running
-`{s["model"]}` on ONNX Runtime (CPU); what the node published was scored against the ground truth.
+A procedural low-light flight through several rooms ({s["frames"]} frames, {s["size"]}, 30 per
+room, lit only by the camera's LED; the rooms are chosen so every class appears) was written to
+a rosbag2 and replayed at its recorded 30 Hz into `perception_node` running `{s["model"]}` on
+ONNX Runtime (CPU); what the node published was scored against the ground truth.
 
 | | |
 |---|---|
@@ -168,6 +171,7 @@ was written to a rosbag2 and replayed at its recorded 30 Hz into `perception_nod
 | latency colour -> labels | p50 {r["latency_ms_p50"]} ms, p99 {r["latency_ms_p99"]} ms |
 | mIoU / OA / mAcc | {pct(s["mIoU"])} / {pct(s["OA"])} / {pct(s["mAcc"])} |
 | majority-class mIoU | {pct(s["majority_class_mIoU"])} |
+| classes in the ground truth | {s["classes_present"]} of {s["classes"]} |
 
 ![sequence](demo.gif)
 
