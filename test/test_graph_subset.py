@@ -101,8 +101,10 @@ def test_refusals(graphs):
 
 
 def test_spin_off_is_what_the_session_gets(graphs):
-    """The node's sessions do not spin-wait between frames (ONNX Runtime's session option
-    session.intra_op.allow_spinning, onnxruntime_session_options_config_keys.h)."""
+    """spin=False (the node's spin_wait false): the sessions do not spin-wait between frames
+    (ONNX Runtime's session option
+    session.intra_op.allow_spinning: microsoft/onnxruntime main,
+    include/onnxruntime/core/session/onnxruntime_session_options_config_keys.h)."""
     backend = OnnxRuntimeBackend(graphs["lisu-tiny"], spin=False)
     for session in (backend._full.session, backend._core.session):
         options = session.get_session_options()

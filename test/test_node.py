@@ -438,3 +438,14 @@ def test_cross_process_delivery_at_30_hz(running, reliability, tmp_path):
         node.stats.dropped,
     )
     assert matched, f"the node never matched the camera's {want} QoS"
+
+
+def test_spin_wait_reaches_both_onnxruntime_sessions(running):
+    """spin_wait: false in the params turns spinning off in the whole-graph and the labels +
+    confidence sessions."""
+    key = "session.intra_op.allow_spinning"
+    node, _ = running(use_depth=False, spin_wait=False)
+    backend = node.segmenter.backend
+    for session in (backend._full.session, backend._core.session):
+        assert session.get_session_options().get_session_config_entry(key) == "0"
+

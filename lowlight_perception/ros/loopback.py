@@ -5,7 +5,6 @@ latency (colour stamp published -> labels received), throughput and drops."""
 from __future__ import annotations
 
 import os
-import struct
 import subprocess
 import sys
 import threading
@@ -25,7 +24,7 @@ from std_msgs.msg import Header
 from ..camera import Intrinsics
 from ..fastdds import apply_default_profile
 from ..topics import CAMERA_INFO_TOPIC, COLOR_TOPIC, DEPTH_TOPIC
-from .codecs import intrinsics_to_camera_info, numpy_to_image
+from .codecs import CdrReader, intrinsics_to_camera_info, numpy_to_image
 from .interface import NODE_NAME, OUTPUTS
 
 
@@ -39,11 +38,10 @@ def stamp_key(header: Header) -> tuple[int, int]:
 
 
 def cdr_stamp(serialized: bytes) -> tuple[int, int]:
-    """(sec, nanosec) of a serialized message that starts with a std_msgs/Header: after the
-    4-byte CDR encapsulation header (its second byte 1 = little endian), int32 sec then
-    uint32 nanosec (OMG XCDR1, as rmw_fastrtps and rosbag2 write ROS 2 messages)."""
-    order = "<" if serialized[1] & 1 else ">"
-    return struct.unpack_from(f"{order}iI", serialized, 4)
+    """(sec, nanosec) of a serialized message that starts with a std_msgs/Header (Image,
+    PointCloud2...), read with the node's own CDR reader."""
+    stamp = CdrReader(serialized).header().stamp
+    return stamp.sec, stamp.nanosec
 
 
 class LoopbackClient(Node):
@@ -175,37 +173,6 @@ def start_node(model: Path, domain: int, **params) -> subprocess.Popen:
     )
 
 
-def measure(
-    client: LoopbackClient,
-    frame: np.ndarray,
-    *,
-    count: int,
-    rate_hz: float | None,
-    first_index: int = 0,
-    timeout: float = 5.0,
-) -> dict:
-    """Publish ``count`` colour frames (open loop at ``rate_hz``, or closed loop — the next
-    frame as soon as the previous labels arrive — when ``rate_hz`` is None) and return the
-    colour-published -> labels-received latencies (ms) and the answered fraction."""
-    sent: dict[tuple[int, int], float] = {}
-    start = time.monotonic()
-    for i in range(count):
-        h = header(first_index + i)
-        msg = numpy_to_image(frame, "rgb8", h)
-        sent[stamp_key(h)] = time.monotonic()
-        client.color.publish(msg)
-        if rate_hz is None:
-            client.wait_for("labels", client.count("labels") + 1, timeout)
-        else:
-            time.sleep(max(0.0, start + (i + 1) / rate_hz - time.monotonic()))
-    wall = time.monotonic() - start
-    time.sleep(0.5)
-    with client.lock:
-        arrivals = dict(client.arrivals["labels"])
-    latencies = [1000 * (arrivals[k] - t) for k, t in sent.items() if k in arrivals]
-    return {"sent": count, "answered": len(latencies), "wall_s": wall, "latency_ms": latencies}
-
-
 def measure_outputs(
     client: LoopbackClient,
     frame: np.ndarray,
@@ -261,17 +228,13 @@ def echo_main(domain: int) -> None:
     ``/lowlight_echo/labels`` (same stamp), no work in between: the floor of a two-process
     rclpy round trip with camera-size messages, which ``bench node`` reports next to the
     node's latency. Raw in, bytes out, as perception_node does. Stops on SIGINT / SIGTERM."""
-    import signal
-
     from rclpy.signals import SignalHandlerOptions
 
     from .codecs import image_cdr, image_from_cdr
+    from .stopping import spin_until, stop_on_signals
 
     apply_default_profile()
     rclpy.init(domain_id=domain, signal_handler_options=SignalHandlerOptions.NO)
-    stop = threading.Event()
-    for s in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(s, lambda *_: stop.set())
     node = rclpy.create_node(ECHO_NAME)
     out = node.create_publisher(Image, f"/{ECHO_NAME}/labels", qos(True))
     labels: dict[tuple[int, int], np.ndarray] = {}
@@ -287,8 +250,8 @@ def echo_main(domain: int) -> None:
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
-        while not stop.is_set():
-            executor.spin_once(timeout_sec=0.1)
+        with stop_on_signals() as stop:
+            spin_until(executor, stop)
     finally:
         node.destroy_node()
         rclpy.try_shutdown()

@@ -14,7 +14,6 @@ that jumps back (a looped bag, a stepped clock) resets pairing instead of blocki
 from __future__ import annotations
 
 import collections
-import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -66,6 +65,7 @@ from .interface import (
     Param,
 )
 from .pointcloud import pointcloud2_cdr, semantic_points
+from .stopping import spin_until, stop_on_signals
 
 try:  # vision_msgs has no PyPI wheel: ~/label_info exists where a ROS install provides it
     from vision_msgs.msg import LabelInfo, VisionClass
@@ -73,7 +73,6 @@ except ImportError:  # pragma: no cover - depends on the machine
     LabelInfo = VisionClass = None
 
 WARN_PERIOD_S = 5.0
-STOP_POLL_S = 0.1  # how soon a stop signal is seen when no message arrives
 MAX_STREAMS = 4  # colour/depth sizes paired at once (a stray stream cannot grow memory)
 DEPTH_WAIT_S = 0.1  # the point cloud waits this long from the colour's arrival for its depth
 DEPTH_STREAM_GONE_S = 1.0  # ... but not when no depth of that size came for this long
@@ -739,34 +738,27 @@ def label_info(names: tuple[str, ...], label_info_type: Any, vision_class_type: 
 def main(args: list[str] | None = None) -> None:
     """Entry point of ``perception_node`` (``ros2 run lowlight_perception perception_node``).
 
-    SIGINT and SIGTERM (Ctrl-C, ``ros2 launch`` stopping the node, systemd, docker stop) only
-    set a flag: rclpy's own SIGINT handler chains to Python's, whose KeyboardInterrupt can land
-    inside rclpy's C++ message conversion and surface as a RuntimeError out of ``take_message``
-    (rclpy jazzy, src/rclpy/signal_handler.cpp: ``call_signal_handler`` of the original
-    handler, then ``shutdown_contexts``). Here the executor finishes the callback it is in, the
-    worker is joined while the publishers still exist, and the context is shut down last."""
+    SIGINT and SIGTERM (Ctrl-C, ``ros2 launch`` stopping the node, systemd, docker stop) stop
+    it as :mod:`.stopping` describes: the worker is joined while the publishers still exist,
+    and the context is shut down last."""
     profile_note = apply_default_profile()  # before rclpy.init: Fast DDS reads it then
     # not ``with rclpy.init()``: Humble and Jazzy lack that form
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    stop = threading.Event()
-    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
     node = None
     try:
-        node = PerceptionNode()
-        if profile_note:
-            node.get_logger().info(profile_note)
-        if node.p("autostart"):
-            if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
-                node.trigger_activate()
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        while not stop.is_set() and rclpy.ok():
-            executor.spin_once(timeout_sec=STOP_POLL_S)
+        with stop_on_signals() as stop:
+            node = PerceptionNode()
+            if profile_note:
+                node.get_logger().info(profile_note)
+            if node.p("autostart"):
+                if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+                    node.trigger_activate()
+            executor = SingleThreadedExecutor()
+            executor.add_node(node)
+            spin_until(executor, stop)
     except ExternalShutdownException:
         pass
     finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
         if node is not None:
             try:
                 node._release()  # join the worker while its publishers still exist

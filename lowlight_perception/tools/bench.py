@@ -139,8 +139,10 @@ SEGMENT_BACKENDS = {  # bench name -> (Segmenter backend, device, options)
 }
 
 
-def _percentiles(times: list[float]) -> tuple[float, float]:
-    ms = np.array(times) * 1000
+def _percentiles(times: list[float], to_ms: float = 1000.0) -> tuple[float, float]:
+    """(p50, p99) in ms of ``times`` (seconds; ``to_ms=1`` for times already in ms); NaN
+    for none."""
+    ms = np.array(times or [np.nan], dtype=np.float64) * to_ms
     return round(float(np.percentile(ms, 50)), 3), round(float(np.percentile(ms, 99)), 3)
 
 
@@ -275,7 +277,7 @@ def bench_node(
                     run, stages = _closed_loop(context, "lowlight_perception", outputs, view,
                                                intrinsics, frames)
                     rows.append(_node_row(label, run, stages,
-                                          float(np.percentile(bare[label], 50))))
+                                          _percentiles(bare[label], to_ms=1.0)[0]))
             finally:
                 proc.send_signal(signal.SIGINT)
                 proc.wait(timeout=30)
@@ -325,18 +327,18 @@ def _closed_loop(
 
 def _node_row(label: str, run: dict, stages: dict[str, str], bare_p50: float) -> dict:
     """One pass: latencies, host overhead (latency over the bare segment()), node stages."""
-    first = np.array(run["first_ms"] or [np.nan])
-    last = np.array(run["last_ms"] or [np.nan])
+    first_p50, first_p99 = _percentiles(run["first_ms"], to_ms=1.0)
+    last_p50, last_p99 = _percentiles(run["last_ms"], to_ms=1.0)
     row = {
         "pass": label,
         "answered": f"{run['answered']}/{run['sent']}",
         "segment_ms_p50": round(bare_p50, 2),
-        "first_output_ms_p50": round(float(np.percentile(first, 50)), 2),
-        "first_output_ms_p99": round(float(np.percentile(first, 99)), 2),
-        "last_output_ms_p50": round(float(np.percentile(last, 50)), 2),
-        "last_output_ms_p99": round(float(np.percentile(last, 99)), 2),
-        "overhead_first_ms_p50": round(float(np.percentile(first, 50)) - bare_p50, 2),
-        "overhead_last_ms_p50": round(float(np.percentile(last, 50)) - bare_p50, 2),
+        "first_output_ms_p50": first_p50,
+        "first_output_ms_p99": first_p99,
+        "last_output_ms_p50": last_p50,
+        "last_output_ms_p99": last_p99,
+        "overhead_first_ms_p50": round(first_p50 - bare_p50, 3),
+        "overhead_last_ms_p50": round(last_p50 - bare_p50, 3),
         "fps": round(run["answered"] / run["wall_s"], 2) if run["wall_s"] else 0.0,
     }
     node_stages = {k[: -len("_ms_p50")]: v for k, v in stages.items() if k.endswith("_ms_p50")}

@@ -148,6 +148,15 @@ def _row(**values: Any) -> dict[str, Any]:
     return {key: values.get(key) for key in ROW_KEYS}
 
 
+def _failed(
+    rows: list[dict[str, Any]], errors: list[dict[str, Any]], case: str, err: BaseException,
+    **keys: Any,
+) -> None:
+    """A configuration that failed: its traceback in ``errors``, an error row in ``rows``."""
+    errors.append({"case": case, **_error(err)})
+    rows.append(_row(**keys, status="error", note=_one_line(err)))
+
+
 # --------------------------------------------------------------------------- machine
 
 
@@ -655,16 +664,8 @@ def stage_inference(ws: Workspace, device: Any) -> dict[str, Any]:
         try:
             case = ws.case(name, size)
         except Exception as err:
-            errors.append({"case": f"{name} {_wh(size)}", **_error(err)})
-            rows.append(
-                _row(
-                    model=name,
-                    camera=_wh(size),
-                    runtime="setup",
-                    status="error",
-                    note=_one_line(err),
-                )
-            )
+            _failed(rows, errors, f"{name} {_wh(size)}", err, model=name, camera=_wh(size),
+                    runtime="setup")
             bar.update(per_case)
             continue
         p50, p99 = _ms(case["ort_times"])
@@ -693,11 +694,9 @@ def stage_inference(ws: Workspace, device: Any) -> dict[str, Any]:
                 try:
                     rows.append(_variant_row(s, device, name, size, case, precision, graph))
                 except Exception as err:
-                    errors.append(
-                        {"case": f"{name} {_wh(size)} {precision} graph={graph}", **_error(err)}
-                    )
                     keys = _case_keys(name, size, case, device, "torch", precision, graph)
-                    rows.append(_row(**keys, status="error", note=_one_line(err)))
+                    _failed(rows, errors, f"{name} {_wh(size)} {precision} graph={graph}", err,
+                            **keys)
                 bar.update()
         wanted = {"all": True, "first": index == 0, "none": False}[s.compile_cases]
         if wanted:
@@ -949,17 +948,8 @@ def stage_tensorrt(ws: Workspace, device: Any) -> dict[str, Any]:
                     )
                 )
             except Exception as err:
-                errors.append({"case": f"{name} {_wh(size)} {precision}", **_error(err)})
-                rows.append(
-                    _row(
-                        model=name,
-                        camera=_wh(size),
-                        runtime="tensorrt",
-                        precision=precision,
-                        status="error",
-                        note=_one_line(err),
-                    )
-                )
+                _failed(rows, errors, f"{name} {_wh(size)} {precision}", err, model=name,
+                        camera=_wh(size), runtime="tensorrt", precision=precision)
     return {
         "status": "error" if errors else "ok",
         "tensorrt": _version_of("tensorrt"),
