@@ -116,3 +116,26 @@ def test_bench_node_reports_latencies_and_the_nodes_own_stages(tmp_path, capsys)
         assert f"publish_{name} " in every["node_stages_ms_p50"], name
     assert "node stages p50" in capsys.readouterr().out
     assert (out / "node.md").read_text().startswith("# node benchmark")
+
+
+@pytest.mark.torch
+def test_bench_graph_splits_the_graph_into_network_and_pre_post_processing(tmp_path):
+    """ONNX Runtime's own profiler on a real session: per pass, the network's kernels (nodes
+    under /model/) and the graph's pre/post-processing kernels fit inside the run; the whole
+    graph (reflectance + illumination upsampled to the frame) costs more pre/post-processing
+    than labels + confidence alone, and the costliest nodes named are the graph's own."""
+    out = tmp_path / "results"
+    assert main(["bench", "graph", "--camera", "160x120", "--runs", "5", "--out-dir",
+                 str(out)]) == 0
+    result = json.loads((out / "graph.json").read_text())
+    core, every = result["rows"]
+    assert (core["pass"], every["pass"]) == ("labels + confidence", "all outputs")
+    for row in (core, every):
+        assert 0 < row["network_kernels_ms"] and 0 < row["pre_post_kernels_ms"]
+        kernels = (row["network_kernels_ms"] + row["pre_post_kernels_ms"]
+                   + row["runtime_inserted_kernels_ms"])
+        assert kernels <= row["run_ms"] + 0.005  # sequential kernels inside the runs (means)
+        names = [part.rsplit(" ", 1)[0] for part in row["costliest_pre_post"].split(", ")]
+        assert names and not any(n.startswith("/model/") for n in names)
+    assert every["pre_post_kernels_ms"] > core["pre_post_kernels_ms"]
+    assert "| labels + confidence |" in (out / "graph.md").read_text()

@@ -95,6 +95,27 @@ def test_bag_eval_equals_direct_in_memory_evaluation(storage, bags, samples, mod
     assert metrics["mIoU"] > 0  # not the trivial all-wrong case
 
 
+def test_refine_scores_the_depth_refined_labels_of_every_frame_with_depth(
+    bags, samples, model, tmp_path
+):
+    """--refine (the node's refine_with_depth): the bag's frames are scored as Segmenter.segment
+    with the same refinement and the frame's aligned depth gives them, and the report says how
+    many frames were refined."""
+    from lowlight_perception.inference.refine import RefineConfig
+
+    out = tmp_path / "refined"
+    assert main(["eval", "--bag", str(bags["mcap"]), "--model", str(model), "--out", str(out),
+                 "--device", "cpu", "--refine"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    with Segmenter(model, device="cpu", refine=RefineConfig()) as seg:
+        reference = direct_metrics(
+            (seg.segment(s.low, s.depth).labels.copy(), s.label) for s in samples
+        )
+    _assert_same(metrics, reference)
+    assert metrics["refined_frames"] == FRAMES and metrics["refine"]["radius"] == 3
+    assert "depth-aware refinement" in (out / "report.md").read_text()
+
+
 def test_dataset_mode_equals_bag_mode(bags, data, model, tmp_path):
     from_bag = evaluate_bag(bags["mcap"], model, tmp_path / "bag", device="cpu", progress=False)
     from_dir = evaluate_dataset("llrgbd-real", data, "val", model, tmp_path / "dir",
@@ -395,6 +416,7 @@ def test_cli_dataset_with_one_degradation_writes_the_grid(data, model, tmp_path,
         (["--dataset", "{tmp}", "--predictions-topic", "/x"], "--predictions-topic needs --bag"),
         (["--bag", "{bag}", "--model", "{model}", "--kind", "nyuv2"], "--kind applies to"),
         (["--bag", "{bag}", "--predictions-topic", "/x", "--degrade", "all"], "needs --model"),
+        (["--bag", "{bag}", "--predictions-topic", "/x", "--refine"], "--refine needs --model"),
     ],
 )
 def test_cli_errors_are_one_line_with_status_2(args, message, bags, model, tmp_path, capsys):

@@ -124,17 +124,23 @@ def test_onnxruntime_matches_the_torch_fused_module(exported):
         assert onnx_out["confidence"].min() >= 18
 
 
-def test_labels_mode_is_nearest_upsampled_net_size_argmax(tiny):
+def test_labels_mode_is_nearest_upsampled_net_size_argmax_and_its_confidence(tiny):
+    """Labels and confidence both nearest from net size: each pixel's confidence is that of
+    the label it shows, round(max softmax x 255)."""
     fused = ex.FusedGraph(tiny, NET, "labels").eval()
     frame = _frames(1)[0]
     with torch.no_grad():
-        labels = fused(torch.from_numpy(frame))[0].numpy()
+        labels, confidence = (t.numpy() for t in fused(torch.from_numpy(frame))[:2])
         rgb = torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 255
         rgb = torch.nn.functional.interpolate(rgb, size=NET[::-1], mode="bilinear")
-        small = tiny(rgb)["logits"].argmax(1)[0].numpy()
+        probs = tiny(rgb)["logits"].softmax(1)[0]
+        small = probs.argmax(0).numpy()
+        small_conf = torch.round(probs.max(0).values * 255).to(torch.uint8).numpy()
     rows = np.minimum(((np.arange(CAMERA[1]) + 0.5) * NET[1] / CAMERA[1]).astype(int), NET[1] - 1)
     cols = np.minimum(((np.arange(CAMERA[0]) + 0.5) * NET[0] / CAMERA[0]).astype(int), NET[0] - 1)
     np.testing.assert_array_equal(labels, small[rows][:, cols])
+    diff = np.abs(confidence.astype(int) - small_conf[rows][:, cols].astype(int))
+    assert diff.max() <= 1  # 1 / sum(exp) in the graph vs softmax here: float rounding only
 
 
 def test_seg_only_model_exports_without_decomposition_outputs(tmp_path):

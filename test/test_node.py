@@ -449,3 +449,40 @@ def test_spin_wait_reaches_both_onnxruntime_sessions(running):
     for session in (backend._full.session, backend._core.session):
         assert session.get_session_options().get_session_config_entry(key) == "0"
 
+
+
+def test_refine_with_depth_publishes_labels_and_confidence_re_voted_on_the_depth(
+    running, frames
+):
+    """refine_with_depth (a dynamic parameter): the node's labels and confidence are those of
+    the same model refined with the frame's aligned depth (in metres, as the node converts
+    16UC1), which differ from the unrefined ones; turned off again, the raw ones come back.
+    The shipped model, whose label boundaries follow the scene's (a random one's do not)."""
+    from lowlight_perception.config import demo_model
+    from lowlight_perception.imagemsg import depth_to_metres
+    from lowlight_perception.inference import Segmenter
+    from lowlight_perception.inference.refine import RefineConfig, refine_labels
+
+    model = demo_model()
+    with Segmenter(model, "onnxruntime", "cpu", threads=1) as seg:
+        raw = seg.segment(frames.rgb).copy()
+        refined = refine_labels(raw.labels, raw.confidence, depth_to_metres(frames.depth(0)),
+                                None, RefineConfig(), seg.classes.num_classes)
+    assert (refined[0] != raw.labels).any()  # the test can tell the two apart
+    node, probe = running(refine_with_depth=True, model_path=str(model))
+
+    def received(i: int) -> tuple[np.ndarray, np.ndarray]:
+        before = {name: probe.count(name) for name in ("labels", "confidence")}
+        _publish(probe, frames, i)
+        for name, count in before.items():
+            assert probe.wait_for(name, count + 1), f"no ~/{name}"
+        return tuple(np.frombuffer(bytes(probe.received[name][-1].data), np.uint8).reshape(
+            raw.labels.shape) for name in ("labels", "confidence"))
+
+    labels, confidence = received(0)
+    np.testing.assert_array_equal(labels, refined[0])
+    np.testing.assert_array_equal(confidence, refined[1])
+    assert node.set_parameters([Parameter("refine_with_depth", value=False)])[0].successful
+    labels, confidence = received(1)
+    np.testing.assert_array_equal(labels, raw.labels)
+    np.testing.assert_array_equal(confidence, raw.confidence)

@@ -188,3 +188,19 @@ def test_the_demo_tour_visits_rooms_that_show_every_class():
     assert [v.name.split("_")[0] for v in views[::30]] == [f"{r:04d}" for r in rooms]
     present = set().union(*(np.unique(v.label).tolist() for v in views)) - {0}
     assert present == set(range(1, load_classes().num_classes))
+
+
+def test_the_dim_noisy_domain_is_the_same_scene_with_a_third_of_the_led():
+    """``lowlight synth --low-light dim-noisy``: the same rooms and labels as the default LED,
+    about a third of its light (and more read noise: a domain shift for ``lowlight adapt``)."""
+    from lowlight_perception.data.synthetic import LOW_LIGHT_DOMAINS
+
+    K = Intrinsics.d435i(160, 120)
+    led = [synthetic.random_view(5, i, K) for i in range(6)]
+    dim = [synthetic.random_view(5, i, K, low=LOW_LIGHT_DOMAINS["dim-noisy"]) for i in range(6)]
+    for a, b in zip(led, dim, strict=True):
+        np.testing.assert_array_equal(a.label, b.label)
+        np.testing.assert_array_equal(a.normal, b.normal)
+    ratio = np.mean([b.low.mean() for b in dim]) / np.mean([a.low.mean() for a in led])
+    assert 0.2 < ratio < 0.7
+    assert LOW_LIGHT_DOMAINS["led"] == LOW_LIGHT_DOMAINS["led"].__class__()  # the default

@@ -498,3 +498,35 @@ def test_torchrun_two_cpu_processes_validate_the_whole_split(tmp_path):
     assert logged["val_loss"] == pytest.approx(single["val_loss"], rel=1e-6)
     baseline = f"majority-class baseline val mIoU: {majority_baseline(val, CPU):.3f}"
     assert baseline in result.stdout
+
+
+def test_bench_seeds_compares_finished_runs_per_model_and_paired_by_seed(tmp_path, capsys):
+    runs = {("lisu-tiny", 0): tmp_path / "a0", ("lisu-tiny", 1): tmp_path / "a1",
+            ("lisu-seg", 0): tmp_path / "s0"}
+    for (model, seed), out in runs.items():
+        extra = ["--set", f"seed={seed}"]
+        if model == "lisu-seg":
+            extra += ["--set", "model=lisu-seg", "--set", "model_config={width: 0.125}"]
+        assert _train(out, *extra) == 0
+    last = {key: json.loads((out / "metrics.json").read_text())[-1] for key, out in runs.items()}
+    assert main(["bench", "seeds", "--runs", *map(str, runs.values()), "--reference",
+                 "lisu-tiny", "--out-dir", str(tmp_path / "res")]) == 0
+    result = json.loads((tmp_path / "res" / "training_seeds.json").read_text())
+    tiny, seg = result["models"]  # the reference first
+    values = [round(last[("lisu-tiny", s)]["mIoU"], 4) for s in (0, 1)]  # as read_run keeps
+    assert tiny["model"] == "lisu-tiny" and tiny["seeds"] == "0 1"
+    assert tiny["last_mIoU"] == f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}"
+    assert "psnr_restored_vs_albedo" in tiny  # procedural data carries the albedo
+    assert seg["model"] == "lisu-seg" and seg["last_mIoU"] == f"{last[('lisu-seg', 0)]['mIoU']:.3f}"
+    (gap,) = result["gaps"]  # paired on the one seed both ran
+    expected = round(last[("lisu-tiny", 0)]["mIoU"], 4) - round(last[("lisu-seg", 0)]["mIoU"], 4)
+    assert gap["seeds"] == "0" and gap["mean_std"] == f"{expected:.3f}"
+    text = (tmp_path / "res" / "training_seeds.md").read_text()
+    assert "models:" in text and "| lisu-seg | 0 |" in text
+    assert "lisu-tiny - lisu-seg, last val mIoU" in capsys.readouterr().out
+
+
+def test_bench_seeds_refuses_a_directory_that_is_not_a_run(tmp_path, capsys):
+    assert main(["bench", "seeds", "--runs", str(tmp_path), "--out-dir", str(tmp_path)]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a finished training run" in err[0]

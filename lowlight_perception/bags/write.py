@@ -100,7 +100,9 @@ def _checked(sample: Sample, name: str, array: np.ndarray, dtype: Any, channels:
         )
 
 
-def frame_messages(sample: Sample, stamp_ns: int, include_normal: bool) -> list[tuple[str, Any]]:
+def frame_messages(
+    sample: Sample, stamp_ns: int, include_normal: bool, include_labels: bool = True
+) -> list[tuple[str, Any]]:
     """The (topic, rosbags message) pairs of one frame, in publishing order.
 
     camera_info and depth come before colour, so a node that pairs on arrival has them when
@@ -128,7 +130,7 @@ def frame_messages(sample: Sample, stamp_ns: int, include_normal: bool) -> list[
         _checked(sample, "depth", sample.depth, np.uint16, 1)
         out.append((DEPTH_TOPIC, image_message(header_, sample.depth, "16UC1")))
     out.append((COLOR_TOPIC, image_message(header_, low, "rgb8")))
-    if sample.label is not None:
+    if sample.label is not None and include_labels:
         _checked(sample, "label", sample.label, np.uint8, 1)
         out.append((GT_TOPIC, image_message(header_, sample.label, "mono8")))
     if include_normal and sample.normal is not None:
@@ -144,6 +146,7 @@ def write_bag(
     storage: str = "mcap",
     fps: float = 30.0,
     include_normal: bool = False,
+    include_labels: bool = True,
     progress: bool = True,
 ) -> BagSummary:
     """Write samples as a rosbag2 bag that ``ros2 bag play`` replays into the node.
@@ -159,6 +162,8 @@ def write_bag(
         storage: "mcap" or "sqlite3".
         fps: frame rate of the stamps.
         include_normal: also write the normal-light twins on :data:`NORMAL_TOPIC`.
+        include_labels: write the ground truth on :data:`GT_TOPIC` (False: an unlabelled
+            recording, as a robot's own, e.g. for ``lowlight adapt``).
         progress: show a tqdm bar.
 
     Returns:
@@ -195,7 +200,7 @@ def write_bag(
             tqdm(samples, total=total, desc="writing bag", unit="frame", disable=not progress)
         ):
             stamp = T0_NS + round(index * 1e9 / fps)
-            for topic, msg in frame_messages(sample, stamp, include_normal):
+            for topic, msg in frame_messages(sample, stamp, include_normal, include_labels):
                 if topic not in connections:
                     connections[topic] = writer.add_connection(
                         topic, msg.__msgtype__, typestore=store, offered_qos_profiles=qos

@@ -120,6 +120,15 @@ class LowLight:
     hotspot_gain: tuple[float, float] = (3.0, 8.0)
 
 
+LOW_LIGHT_DOMAINS: dict[str, LowLight] = {
+    "led": LowLight(),
+    # a weaker LED (a third of the power) on a noisier sensor: a domain shift for adaptation
+    # (``lowlight adapt``) that models trained on "led" never saw
+    "dim-noisy": LowLight(led_gain=(0.04, 0.13), electrons=(120.0, 360.0), read_noise=(2.0, 3.5)),
+}
+"""Named dark-view settings for ``lowlight synth --low-light``; "led" is the default."""
+
+
 @dataclass(frozen=True)
 class NormalLight:
     """Ceiling lights + ambient, auto-exposed to ``target_mean`` like a camera's AE."""
@@ -948,10 +957,13 @@ def _look(position: np.ndarray, yaw: float, pitch: float) -> Pose:
     return Pose(np.asarray(position, np.float64), f)
 
 
-def random_view(seed: int, index: int, intrinsics: Intrinsics) -> Sample:
-    """View ``index`` of the procedural set ``seed``: its own random room and camera pose.
+def random_view(
+    seed: int, index: int, intrinsics: Intrinsics, low: LowLight | None = None
+) -> Sample:
+    """View ``index`` of the procedural set ``seed``: its own random room and camera pose;
+    ``low`` the dark view's settings (default ``LowLight()``).
 
-    Deterministic: the same (seed, index, intrinsics) always gives the same sample.
+    Deterministic: the same (seed, index, intrinsics, low) always gives the same sample.
     """
     rng = np.random.default_rng([seed, index])
     # camera first, then furniture kept clear of it (a robot is never inside a cabinet)
@@ -962,7 +974,7 @@ def random_view(seed: int, index: int, intrinsics: Intrinsics) -> Sample:
     center = room.size[:2] / 2
     to_center = math.atan2(center[1] - xy[1], center[0] - xy[0])
     pose = _look(position, to_center + rng.uniform(-0.9, 0.9), rng.uniform(-0.45, 0.3))
-    return render(room, pose, intrinsics, rng, name=f"{seed:04d}_{index:06d}")
+    return render(room, pose, intrinsics, rng, name=f"{seed:04d}_{index:06d}", low=low)
 
 
 def trajectory(
@@ -1015,8 +1027,10 @@ def sequence_frame(
     num_frames: int,
     intrinsics: Intrinsics,
     step_m: float = 0.02,
+    low: LowLight | None = None,
 ) -> Sample:
-    """Frame ``frame`` of a smooth ``num_frames``-frame trajectory through one room.
+    """Frame ``frame`` of a smooth ``num_frames``-frame trajectory through one room; ``low``
+    the ranges the dark view's settings are drawn from (default ``LowLight()``).
 
     The trajectory is drawn first and furniture is kept clear of it. Room, lights, LED power
     and exposure settings stay fixed along the sequence, as they do on a robot; each frame draws
@@ -1032,6 +1046,7 @@ def sequence_frame(
         np.random.default_rng(settings_seed),
         np.random.default_rng([seed, room_index, frame, 1]),
         name=f"{room_index:04d}_{frame:06d}",
+        low=low,
     )
 
 
@@ -1098,9 +1113,11 @@ def _render_with(
     settings_rng: np.random.Generator,
     noise_rng: np.random.Generator,
     name: str,
+    low: LowLight | None = None,
 ) -> Sample:
-    """Render with exposure/LED drawn from ``settings_rng`` and noise from ``noise_rng``."""
-    low, normal = LowLight(), NormalLight()
+    """Render with exposure/LED drawn from ``settings_rng`` (from ``low``'s ranges) and noise
+    from ``noise_rng``."""
+    low, normal = low or LowLight(), NormalLight()
     ranges = (low.led_gain, low.ambient, low.electrons, low.read_noise, low.hotspot_gain)
     fixed_low = LowLight(*[(v, v) for v in (settings_rng.uniform(*r) for r in ranges)])
     target = settings_rng.uniform(*normal.target_mean)

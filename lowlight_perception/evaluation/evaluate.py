@@ -17,6 +17,7 @@ sweep is ``darken``) applied to the colour frame before ``segment()``.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections import Counter
@@ -33,6 +34,7 @@ from ..data.degrade import DARKNESS_LEVELS, KINDS, LEVELS
 from ..data.degrade import degrade as apply_degradation
 from ..errors import LowlightError, stop_reason
 from ..inference import FrameError, Result, Segmenter
+from ..inference.refine import RefineConfig
 from . import report
 from .metrics import ConfusionMatrix, SegmentationMetrics
 from .restoration import RestorationScores
@@ -127,8 +129,11 @@ def score_frame(
         if prediction is None:
             return "no recorded prediction"
     else:
+        depth = frame.depth_mm if getattr(segmenter, "refine", None) is not None else None
+        if depth is not None and depth.shape[:2] != rgb.shape[:2]:
+            depth = None  # not aligned to the colour: scored unrefined (counted in metrics)
         try:
-            result = segmenter.segment(rgb)
+            result = segmenter.segment(rgb) if depth is None else segmenter.segment(rgb, depth)
         except FrameError as err:
             return str(err)
         prediction = result.labels
@@ -155,6 +160,7 @@ class _Tally:
         self.timeline: list[tuple[int, int | None, float]] = []  # index, stamp, mIoU
         self.skipped: Counter[str] = Counter()
         self.restoration = RestorationScores()
+        self.refined = 0
 
     @property
     def frames(self) -> int:
@@ -165,6 +171,8 @@ class _Tally:
         self.timeline.append((int(frame.index), frame.stamp_ns, scored.metrics.mIoU))
         if scored.result is not None and "total" in scored.result.timings:  # recorded: none
             self.latency_ms.append(float(scored.result.timings["total"]))
+        if scored.result is not None and scored.result.depth is not None:
+            self.refined += 1  # depth goes into segment() only to refine
         normal = getattr(frame, "normal", None)  # bags carry no normal-light twin
         restored = None if scored.result is None else scored.result.reflectance
         if normal is not None and restored is not None:
@@ -206,6 +214,8 @@ class _Tally:
                 "frames": int(ms.size),
             }
         doc.update(header)
+        if header.get("refine") is not None:
+            doc["refined_frames"] = self.refined
         doc["complete"] = reason is None
         if reason is not None:
             doc["incomplete_reason"] = reason
@@ -329,6 +339,8 @@ def evaluate(
         "source": source,
         "predictions_topic": predictions_topic,
         "degrade": None if degrade is None else {"kind": degrade[0], "level": degrade[1]},
+        "refine": None if getattr(segmenter, "refine", None) is None
+        else dataclasses.asdict(segmenter.refine),
         "machine": machine or {},
     }
     tally = _Tally(classes)
@@ -462,6 +474,7 @@ def evaluate_bag(
     samples: int = 6,
     machine: dict | None = None,
     progress: bool = True,
+    refine: RefineConfig | None = None,
 ) -> dict:
     """Evaluate a rosbag2 (mcap or sqlite3): a model on its colour frames, or its recorded
     predictions, against the ground truth on ``bags.GT_TOPIC``.
@@ -479,6 +492,8 @@ def evaluate_bag(
         samples: number of side-by-side images.
         machine: description of the machine, for the report.
         progress: show a tqdm bar.
+        refine: depth-aware refinement of the model's labels on frames with aligned depth
+            (``inference.refine``), or None.
 
     Returns:
         The ``metrics.json`` document.
@@ -496,7 +511,7 @@ def evaluate_bag(
         bag, max_frames=max_frames, topics=topics, predictions_topic=predictions_topic, stats=stats
     )
     total = bag_length(bag, (topics or {}).get("color_topic"), max_frames)
-    segmenter = None if model is None else Segmenter(model, backend, device)
+    segmenter = None if model is None else Segmenter(model, backend, device, refine=refine)
     try:
         return evaluate(
             frames,
@@ -540,6 +555,7 @@ def evaluate_dataset(
     samples: int = 6,
     machine: dict | None = None,
     progress: bool = True,
+    refine: RefineConfig | None = None,
 ) -> dict:
     """Evaluate a model on a dataset split (its low-light views) with the same loop as bags.
 
@@ -550,7 +566,7 @@ def evaluate_dataset(
         model: exported model.
         out: output directory.
         size: (W, H) to resize views to, or None for their own size.
-        backend, device, degrade, max_frames, samples, machine, progress: as
+        backend, device, degrade, max_frames, samples, machine, progress, refine: as
             :func:`evaluate_bag`.
 
     Returns:
@@ -564,7 +580,7 @@ def evaluate_dataset(
     _check_source(model, None, degrade)
     dataset = open_dataset(kind, path, split, size=size)
     total = len(dataset) if max_frames is None else min(len(dataset), max_frames)
-    with Segmenter(model, backend, device) as segmenter:
+    with Segmenter(model, backend, device, refine=refine) as segmenter:
         return evaluate(
             dataset_frames(dataset, max_frames),
             out,

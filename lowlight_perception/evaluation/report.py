@@ -348,6 +348,9 @@ def report_markdown(metrics: dict, *, plots: bool, samples: Sequence[str]) -> st
         rows.append(("predictions", "recorded, given with the frames"))
     if metrics.get("degrade"):
         rows.append(("input degradation", str(metrics["degrade"])))
+    if metrics.get("refine") is not None:
+        rows.append(("depth-aware refinement", f"{metrics['refined_frames']} of "
+                     f"{metrics['frames']} frames (with aligned depth); {metrics['refine']}"))
     machine = metrics.get("machine") or {}
     rows += [
         (

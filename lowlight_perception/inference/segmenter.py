@@ -18,6 +18,7 @@ import numpy as np
 from ..classes import ClassSet
 from ..errors import LowlightError
 from .backend import CORE_OUTPUTS, Backend, BackendError, ModelError
+from .refine import RefineConfig, refine_labels
 
 log = logging.getLogger("lowlight_perception.inference")
 
@@ -189,6 +190,9 @@ class Segmenter:
         backend: "auto", "tensorrt", "onnxruntime" or "torch".
         device: "auto" (GPU 0 when the runtime can use one, else the CPU), "cpu" (or -1), or
             a CUDA device index.
+        refine: depth-aware refinement of labels and confidence (:mod:`.refine`), applied by
+            :meth:`segment` to frames that come with aligned depth; None (default): off. May
+            be changed between frames.
         **options: backend options (see ``open_backend``).
 
     Raises:
@@ -197,7 +201,8 @@ class Segmenter:
     """
 
     def __init__(self, model_path: str | Path, backend: str = "auto",
-                 device: int | str = "auto", **options):
+                 device: int | str = "auto", refine: RefineConfig | None = None, **options):
+        self.refine = refine
         self.backend, self.reason = open_backend(model_path, backend, device, **options)
         self.metadata = self.backend.metadata
         problem = self.metadata.problem()
@@ -248,8 +253,9 @@ class Segmenter:
 
         Args:
             rgb: (H, W, 3) uint8 RGB (not BGR: convert first).
-            depth: optional aligned depth (H, W), returned in the Result for consumers such as
-                the point cloud; current graphs do not consume it.
+            depth: optional aligned depth (H, W) (any unit; 0 / NaN = none), returned in the
+                Result for consumers such as the point cloud, and the guide of ``refine`` when
+                that is on; the graphs do not consume it.
             outputs: the graph outputs wanted (None: all). Labels and confidence always come;
                 reflectance / illumination not asked for may be None in the Result (ONNX
                 Runtime then skips computing them: the node asks only for what is subscribed).
@@ -285,13 +291,17 @@ class Segmenter:
                     f"model output {name} is {value.dtype} {value.shape} for a {w}x{h} frame, "
                     f"expected uint8 {want}"
                 )
-        result = Result(out["labels"], out["confidence"], out.get("reflectance"),
-                        out.get("illumination"), depth)
+        labels, confidence = out["labels"], out["confidence"]
+        if self.refine is not None and depth is not None:
+            labels, confidence = refine_labels(labels, confidence, depth, out.get("reflectance"),
+                                               self.refine, self.classes.num_classes)
+        result = Result(labels, confidence, out.get("reflectance"), out.get("illumination"),
+                        depth)
         t3 = time.perf_counter()
         result.timings = {
             "preprocess": 1000 * (t1 - t0),
             "execute": 1000 * (t2 - t1),
-            "postprocess": 1000 * (t3 - t2),
+            "postprocess": 1000 * (t3 - t2),  # with the refinement, when it ran
             "total": 1000 * (t3 - t0),
         }
         return result

@@ -132,6 +132,13 @@ PARAMS = (
     Param("use_depth", True, "pair colour with aligned depth (needed for semantic_points)"),
     Param("sync_slop", 0.02, "max colour/depth stamp difference in seconds", low=0.0, high=1.0),
     Param(
+        "refine_with_depth",
+        False,
+        "re-vote labels and confidence near label boundaries by neighbours on the same surface "
+        "in aligned depth (each frame then waits up to 0.1 s for its depth)",
+        dynamic=True,
+    ),
+    Param(
         "qos_reliability",
         "auto",
         "input reliability: auto is reliable only when every publisher is (rosbag2's rule)",

@@ -42,6 +42,7 @@ from ..config import share_dir
 from ..errors import LowlightError
 from ..fastdds import apply_default_profile
 from ..inference.backend import CORE_OUTPUTS
+from ..inference.refine import RefineConfig
 from ..topics import CAMERA_INFO_TOPIC, COLOR_TOPIC, DEPTH_TOPIC
 from .codecs import (
     DEPTH_MM_ENCODINGS,
@@ -569,7 +570,16 @@ class PerceptionNode(LifecycleNode):
         rgb = pending.rgb
         wanted = [name for name in TOGGLES if self._wanted(name)]
         extra = tuple(name for name in ("reflectance", "illumination") if name in wanted)
-        result = self.segmenter.segment(rgb, outputs=(*CORE_OUTPUTS, *extra))
+        depth_msg, depth = None, None
+        refine = self.p("refine_with_depth") and self.p("use_depth")
+        if refine:  # only refinement makes the images wait for depth
+            depth_msg = self._depth_for(pending)
+            depth = None if depth_msg is None else depth_to_metres(depth_msg)
+            if depth is None:
+                self.warn_once("refine_no_depth", "refine_with_depth: a frame came without "
+                               f"aligned depth on {DEPTH_TOPIC}; its labels are not refined")
+        self.segmenter.refine = RefineConfig() if refine else None
+        result = self.segmenter.segment(rgb, depth, outputs=(*CORE_OUTPUTS, *extra))
         t1 = time.perf_counter()
         header = pending.color.header
         classes = self.segmenter.classes
@@ -595,8 +605,10 @@ class PerceptionNode(LifecycleNode):
         # its pixels and published as bytes (no message object for rclpy to convert)
         for name in wanted:
             start = time.perf_counter()
-            if name == "semantic_points":  # depth is converted only for the point cloud
-                depth_msg = self._depth_for(pending) if self.p("use_depth") else None
+            if name == "semantic_points":  # depth is converted only when needed
+                if depth_msg is None and self.p("use_depth"):
+                    depth_msg = self._depth_for(pending)
+                    depth = None if depth_msg is None else depth_to_metres(depth_msg)
                 if depth_msg is None and self.p("use_depth"):
                     w, h = pending.color.width, pending.color.height
                     self._bad(
@@ -606,7 +618,6 @@ class PerceptionNode(LifecycleNode):
                         f"{DEPTH_TOPIC} publishing? set use_depth false to run without depth)",
                     )
                     continue
-                depth = None if depth_msg is None else depth_to_metres(depth_msg)
                 self._publish_points(result, depth, header, classes.palette)
             elif name in extra and getattr(result, name) is None:
                 continue  # a graph without this output

@@ -74,6 +74,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     w.add_argument("--size", type=size_arg, default=None, help="resize frames to WxH")
     w.add_argument("--normal", action="store_true", help=f"also write {NORMAL_TOPIC}")
     w.add_argument("--max-frames", type=int, default=None, help="write at most N frames")
+    w.add_argument("--no-labels", action="store_true",
+                   help=f"leave out {GT_TOPIC}: an unlabelled recording (for lowlight adapt)")
     w.set_defaults(run=run_write)
     i = verbs.add_parser("info", help="topics, counts and duration of a bag")
     i.add_argument("bag", type=Path, help="bag directory (or a storage file in it)")
@@ -114,6 +116,7 @@ def run_write(args: argparse.Namespace) -> int:
         storage=args.storage,
         fps=args.fps,
         include_normal=args.normal,
+        include_labels=not args.no_labels,
     )
     source = f"{args.kind} {args.data}" if args.data is not None else args.kind
     topics = ", ".join(f"{topic} ({count})" for topic, count in summary.topics.items())

@@ -20,6 +20,7 @@ from ..camera import Intrinsics
 from ..data.relight import check_on_procedural
 from ..data.synthetic import random_view
 from ..ros.interface import OUTPUTS
+from ..training.compare import compare_runs
 from .synth import render_dataset
 
 
@@ -215,6 +216,133 @@ def bench_segment(
     }
 
 
+NETWORK_SCOPE = "/model/"
+"""Node-name prefix of the network inside an exported graph (torch.onnx names nodes by module
+path; the export wraps the network as ``model``): everything else is the graph's own frame
+pre-processing (cast, layout, resize, /255) and output post-processing (upsampling, argmax,
+casts)."""
+
+
+def profile_trace(trace: Path, runs: int) -> dict[str, object]:
+    """ONNX Runtime's profiler JSON (a Chrome trace) -> per-run milliseconds of the last ``runs``
+    ``model_run`` events (means): total, network kernels, pre/post-processing kernels, the
+    kernels ONNX Runtime inserted itself (names without the exporter's leading "/": layout
+    reorders around its blocked convolutions), and the costliest pre/post-processing nodes."""
+    events = json.loads(trace.read_text(encoding="utf-8"))
+    model_runs = [e for e in events if e.get("name") == "model_run"][-runs:]
+    if not model_runs:
+        raise ValueError(f"{trace}: no model_run events")
+    spans = [(e["ts"], e["ts"] + e["dur"]) for e in model_runs]
+    kernels = [e for e in events if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")
+               and any(a <= e["ts"] <= b for a, b in spans)]
+    per_node: dict[str, float] = {}
+    for e in kernels:
+        node = e["name"][: -len("_kernel_time")]
+        per_node[node] = per_node.get(node, 0.0) + e["dur"] / 1000.0 / len(model_runs)
+    network = sum(v for k, v in per_node.items() if k.startswith(NETWORK_SCOPE))
+    wrapper = {k: v for k, v in per_node.items()
+               if k.startswith("/") and not k.startswith(NETWORK_SCOPE)}
+    inserted = sum(v for k, v in per_node.items() if not k.startswith("/"))
+    top = sorted(wrapper.items(), key=lambda kv: -kv[1])[:6]
+    return {
+        "run_ms": round(float(np.mean([e["dur"] for e in model_runs])) / 1000.0, 3),
+        "network_kernels_ms": round(network, 3),
+        "pre_post_kernels_ms": round(sum(wrapper.values()), 3),
+        "runtime_inserted_kernels_ms": round(inserted, 3),
+        "costliest_pre_post": ", ".join(f"{k} {v:.2f}" for k, v in top),
+    }
+
+
+def bench_graph(
+    name: str, camera: tuple[int, int], net: tuple[int, int], runs: int, threads: int,
+    spin_wait: bool = True,
+) -> dict:
+    """Where an exported graph's time goes, from ONNX Runtime's own profiler: for the labels +
+    confidence session and the whole graph, per run, the network's kernels against the graph's
+    pre/post-processing around it (:data:`NETWORK_SCOPE`), and its costliest nodes."""
+    from ..inference.backend import CORE_OUTPUTS
+    from ..inference.onnxruntime_backend import OnnxRuntimeBackend
+    from ..models.export import export_onnx, random_init_model
+
+    frame = random_view(1234, 0, Intrinsics.d435i(*camera)).low
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        model = Path(tmp) / f"{name}.onnx"
+        export_onnx(random_init_model(name), model, camera_size=camera, net_size=net, frames=1)
+        backend = OnnxRuntimeBackend(model, threads=threads, spin=spin_wait,
+                                     profile=Path(tmp) / "trace")
+        passes = {"labels + confidence": CORE_OUTPUTS, "all outputs": None}
+        for outputs in passes.values():
+            for _ in range(3 + runs):  # 3 warm-up runs, left out of the figures
+                backend.execute(frame, outputs)
+        traces = backend.end_profiling()  # the whole graph's, then the core session's
+        backend.close()
+        for label, trace in zip(passes, reversed(traces), strict=True):
+            rows.append({"pass": label, **profile_trace(trace, runs)})
+            print(f"  {label:20s} {rows[-1]}")
+    return {
+        "benchmark": "graph",
+        "model": name,
+        "camera": f"{camera[0]}x{camera[1]}",
+        "net": f"{net[0]}x{net[1]}",
+        "backend": "onnxruntime cpu (its profiler)",
+        "threads": threads,
+        "spin_wait": spin_wait,
+        "runs": runs,
+        "rows": rows,
+        "machine": machine(),
+    }
+
+
+def bench_refine(model: Path, size: tuple[int, int], views: int, threads: int) -> dict:
+    """Depth-aware refinement on procedural views with their exact labels and depth: its cost
+    per frame (``segment()`` with and without it, interleaved) and what it does to mIoU."""
+    from ..evaluation.metrics import ConfusionMatrix
+    from ..inference import Segmenter
+    from ..inference.refine import RefineConfig
+
+    intrinsics = Intrinsics.d435i(*size)
+    config = RefineConfig()
+    with Segmenter(model, "onnxruntime", "cpu", threads=threads) as seg:
+        classes = seg.classes
+        plain_cm = ConfusionMatrix(classes.num_classes, ignore_index=classes.void_index)
+        refined_cm = ConfusionMatrix(classes.num_classes, ignore_index=classes.void_index)
+        plain_ms, refined_ms = [], []
+        seg.warm_up()
+        for i in range(views):
+            view = random_view(4321, i, intrinsics)
+            seg.refine = None
+            plain = seg.segment(view.low, view.depth, outputs=("labels", "confidence"))
+            plain_ms.append(plain.timings["total"])
+            plain_cm.update(plain.labels, view.label)
+            seg.refine = config
+            refined = seg.segment(view.low, view.depth, outputs=("labels", "confidence"))
+            refined_ms.append(refined.timings["total"])
+            refined_cm.update(refined.labels, view.label)
+    p50 = _percentiles(plain_ms, to_ms=1.0)[0]
+    r50, r99 = _percentiles(refined_ms, to_ms=1.0)
+    result = {
+        "benchmark": "refine",
+        "model": model.name,
+        "size": f"{size[0]}x{size[1]}",
+        "views": views,
+        "refine": str(config),
+        "segment_ms_p50": p50,
+        "segment_refined_ms_p50": r50,
+        "segment_refined_ms_p99": r99,
+        "refine_ms_p50": round(r50 - p50, 3),
+        "mIoU": round(plain_cm.compute().mIoU, 4),
+        "mIoU_refined": round(refined_cm.compute().mIoU, 4),
+        "OA": round(plain_cm.compute().OA, 4),
+        "OA_refined": round(refined_cm.compute().OA, 4),
+        "machine": machine(),
+    }
+    print(f"  {model.name} {result['size']}: segment() {p50} ms p50, with refinement {r50} ms "
+          f"(+{result['refine_ms_p50']}); mIoU {result['mIoU']} -> {result['mIoU_refined']}, "
+          f"OA {result['OA']} -> {result['OA_refined']} on {views} procedural views")
+    return result
+
+
 NODE_PASSES = {
     "labels + confidence": ("labels", "confidence"),
     "all outputs": tuple(o.name for o in OUTPUTS),
@@ -353,14 +481,18 @@ def write_result(result: dict, out_dir: Path, name: str) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.json"
     path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    rows = [(k, v) for k, v in result.items() if k not in ("machine", "rows")]
+    tables = {k: v for k, v in result.items()
+              if isinstance(v, list) and v and all(isinstance(r, dict) for r in v)}
+    rows = [(k, v) for k, v in result.items() if k != "machine" and k not in tables]
     rows += [(f"machine.{k}", v) for k, v in result["machine"].items()]
     table = "\n".join(f"| {k} | {v} |" for k, v in rows)
     text = f"# {result['benchmark']} benchmark\n\n| metric | value |\n|---|---|\n{table}\n"
-    if result.get("rows"):  # per-case results get their own table
-        keys = list(result["rows"][0])
-        text += "\n| " + " | ".join(keys) + " |\n|" + "---|" * len(keys) + "\n"
-        text += "".join("| " + " | ".join(str(r[k]) for k in keys) + " |\n" for r in result["rows"])
+    for title, cases in tables.items():  # per-case results (rows, ...) get a table each
+        keys = list(dict.fromkeys(k for r in cases for k in r))
+        text += f"\n{title}:\n\n| " + " | ".join(keys) + " |\n|" + "---|" * len(keys) + "\n"
+        text += "".join(
+            "| " + " | ".join(str(r.get(k, "")) for k in keys) + " |\n" for r in cases
+        )
     (out_dir / f"{name}.md").write_text(text, encoding="utf-8")
     return path
 
@@ -437,9 +569,52 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     n.add_argument("--threads", type=int, default=2, help="ONNX Runtime CPU threads")
     n.add_argument("--out-dir", type=Path, default=Path("bench/results"))
     n.set_defaults(run=run_node)
-    from . import bench_gpu
+    p_graph = benches.add_parser(
+        "graph",
+        help="where an exported graph's time goes (ONNX Runtime's profiler): network kernels "
+        "against the graph's own pre/post-processing, labels + confidence and all outputs",
+    )
+    p_graph.add_argument("--model", default="lisu-tiny", help="registry model, random init "
+                         "(default lisu-tiny)")
+    p_graph.add_argument("--camera", type=size_arg, default=(640, 480), help="frame WxH "
+                         "(default 640x480)")
+    p_graph.add_argument("--net", type=size_arg, default=(32, 32), help="network WxH (default "
+                         "32x32: the pre/post-processing shows)")
+    p_graph.add_argument("--runs", type=int, default=30, help="profiled runs per pass")
+    p_graph.add_argument("--no-spin-wait", action="store_true", help="spin_wait false")
+    p_graph.add_argument("--threads", type=int, default=2, help="ONNX Runtime CPU threads")
+    p_graph.add_argument("--name", default="graph", help="result file stem (default graph)")
+    p_graph.add_argument("--out-dir", type=Path, default=Path("bench/results"))
+    p_graph.set_defaults(run=run_graph)
+    f = benches.add_parser(
+        "refine",
+        help="depth-aware refinement: its cost per frame and its effect on mIoU, procedural "
+        "views with exact labels and depth",
+    )
+    f.add_argument("--model", type=Path, default=None,
+                   help="exported .onnx (default: the shipped demo model)")
+    f.add_argument("--size", type=size_arg, default=(640, 480), help="WxH (default 640x480)")
+    f.add_argument("--views", type=int, default=20, help="views (default 20)")
+    f.add_argument("--threads", type=int, default=2, help="ONNX Runtime CPU threads")
+    f.add_argument("--name", default=None, help="result file stem (default refine_WxH)")
+    f.add_argument("--out-dir", type=Path, default=Path("bench/results"))
+    f.set_defaults(run=run_refine)
+    t = benches.add_parser(
+        "seeds",
+        help="finished training runs compared over seeds: val mIoU and restoration mean ± std "
+        "per model, paired gaps to a reference model (bench/training/seeds.sh makes the runs)",
+    )
+    t.add_argument("--runs", nargs="+", type=Path, required=True, metavar="RUN_DIR",
+                   help="training run directories (each with config.yaml and metrics.json)")
+    t.add_argument("--reference", default="lisu-small",
+                   help="model the others are compared to, seed by seed (default lisu-small)")
+    t.add_argument("--name", default="training_seeds", help="result file stem")
+    t.add_argument("--out-dir", type=Path, default=Path("bench/results"))
+    t.set_defaults(run=run_seeds)
+    from . import bench_adapt, bench_gpu
 
     bench_gpu.add_parser(benches)  # `bench gpu`: the prepared GPU validation run
+    bench_adapt.add_parser(benches)  # `bench adapt`: lowlight adapt on a generated shift
 
 
 def run_segment(args: argparse.Namespace) -> int:
@@ -458,6 +633,34 @@ def run_node(args: argparse.Namespace) -> int:
             f" last {row['last_output_ms_p50']} ms (+{row['overhead_last_ms_p50']}) p50\n"
             f"    node stages p50 (ms): {row['node_stages_ms_p50']}"
         )
+    print(f"-> {write_result(result, args.out_dir, args.name)}")
+    return 0
+
+
+def run_graph(args: argparse.Namespace) -> int:
+    result = bench_graph(args.model, args.camera, args.net, args.runs, args.threads,
+                         spin_wait=not args.no_spin_wait)
+    print(f"-> {write_result(result, args.out_dir, args.name)}")
+    return 0
+
+
+def run_refine(args: argparse.Namespace) -> int:
+    from ..config import demo_model
+
+    result = bench_refine(args.model or demo_model(), args.size, args.views, args.threads)
+    name = args.name or f"refine_{result['size']}"
+    print(f"-> {write_result(result, args.out_dir, name)}")
+    return 0
+
+
+def run_seeds(args: argparse.Namespace) -> int:
+    result = {"benchmark": "training over seeds",
+              **compare_runs(args.runs, args.reference), "machine": machine()}
+    for entry in result["models"]:
+        print(f"  {entry['model']:12s} seeds {entry['seeds']}: last val mIoU {entry['last_mIoU']}"
+              f" (best {entry['best_mIoU']})")
+    for gap in result["gaps"]:
+        print(f"  {gap['difference']}: {gap['mean_std']} over seeds {gap['seeds']}")
     print(f"-> {write_result(result, args.out_dir, args.name)}")
     return 0
 

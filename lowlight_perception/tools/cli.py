@@ -14,9 +14,9 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import LowlightError, Terminated, exit_status, stop_reason
-from . import bag, bench, build_engine, demo, eval, export, replay, synth, train
+from . import adapt, bag, bench, build_engine, demo, eval, export, replay, synth, train
 
-TOOLS = (demo, synth, train, export, build_engine, bench, bag, eval, replay)
+TOOLS = (demo, synth, train, adapt, export, build_engine, bench, bag, eval, replay)
 
 
 class OneLineParser(argparse.ArgumentParser):

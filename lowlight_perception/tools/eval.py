@@ -16,6 +16,7 @@ from pathlib import Path
 from ..data.degrade import KINDS
 from ..errors import LowlightError
 from ..inference.backend import BackendError
+from ..inference.refine import RefineConfig
 from ..inference.segmenter import BACKENDS, parse_device
 
 TOPIC_OPTIONS = ("color_topic", "depth_topic", "info_topic", "gt_topic")
@@ -84,6 +85,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         f"1..4; kinds: {', '.join(KINDS)}",
     )
     p.add_argument("--samples", type=int, default=6, help="side-by-side images (default 6)")
+    p.add_argument(
+        "--refine", action="store_true",
+        help="depth-aware refinement of the model's labels and confidence on frames with "
+        "aligned depth (what the node's refine_with_depth does)",
+    )
     for option in TOPIC_OPTIONS:
         p.add_argument(
             "--" + option.replace("_", "-"), metavar="TOPIC", help="with --bag: topic override"
@@ -109,6 +115,8 @@ def _check(args: argparse.Namespace) -> dict[str, str]:
             raise LowlightError("--predictions-topic needs --bag (a dataset records no outputs)")
         if topics:
             raise LowlightError("topic options apply to --bag, not --dataset")
+    if args.refine and args.predictions_topic:
+        raise LowlightError("--refine needs --model: recorded predictions are scored as recorded")
     if args.degrade and args.predictions_topic:
         raise LowlightError("--degrade needs --model: recorded predictions cannot be re-run")
     if args.model is not None and not args.model.exists():
@@ -137,6 +145,9 @@ def summary(metrics: dict, out: Path, seconds: float) -> str:
     if metrics.get("latency_ms"):
         lat = metrics["latency_ms"]
         lines.append(f"latency of segment(): p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms")
+    if metrics.get("refine") is not None:
+        lines.append(f"depth-aware refinement: {metrics['refined_frames']} of {metrics['frames']} "
+                     "frames had aligned depth and were refined")
     scores = metrics.get("restoration") or {}
     for ref in ("albedo", "normal"):
         if f"psnr_restored_vs_{ref}" in scores:
@@ -162,6 +173,7 @@ def run(args: argparse.Namespace) -> int:
         "max_frames": args.max_frames,
         "samples": args.samples,
         "machine": machine(),
+        "refine": RefineConfig() if args.refine else None,
     }
     start = time.perf_counter()
     if args.bag is not None:
@@ -210,7 +222,8 @@ def _robustness(args: argparse.Namespace, topics: dict[str, str], machine: dict)
         def frames():
             return ev.dataset_frames(dataset, args.max_frames)
 
-    with Segmenter(args.model, args.backend, args.device) as seg:
+    refine = RefineConfig() if args.refine else None
+    with Segmenter(args.model, args.backend, args.device, refine=refine) as seg:
         doc = ev.robustness(
             frames, seg, args.out, kinds=kinds, source=source, total=total, machine=machine
         )

@@ -25,7 +25,7 @@ from ..classes import load_classes
 from ..data import layout
 from ..data.imageio import write_png
 from ..data.sample import Sample
-from ..data.synthetic import random_view, sequence_frame
+from ..data.synthetic import LOW_LIGHT_DOMAINS, random_view, sequence_frame
 from ..errors import LowlightError
 
 
@@ -98,12 +98,13 @@ def _shading_png(shading: np.ndarray | None) -> np.ndarray | None:
     return np.clip(np.rint(shading * layout.SHADING_SCALE), 0, 65535).astype(np.uint16)
 
 
-def _render_and_write(args: tuple[Path, int, Intrinsics, ViewTask]) -> ViewStats:
-    root, seed, K, task = args
+def _render_and_write(args: tuple[Path, int, Intrinsics, ViewTask, str]) -> ViewStats:
+    root, seed, K, task, low_light = args
+    low = LOW_LIGHT_DOMAINS[low_light]
     if task.room is None:
-        sample = random_view(seed, task.index, K)
+        sample = random_view(seed, task.index, K, low=low)
     else:
-        sample = sequence_frame(seed, task.room, task.frame, task.frames_in_room, K)
+        sample = sequence_frame(seed, task.room, task.frame, task.frames_in_room, K, low=low)
     write_view(root, task.split, sample)
     hist = np.bincount(sample.label.ravel(), minlength=load_classes().num_classes)
     return ViewStats(
@@ -122,12 +123,18 @@ def render_dataset(
     val_fraction: float = 0.1,
     workers: int | None = None,
     progress: bool = True,
+    low_light: str = "led",
 ) -> list[ViewStats]:
     """Render and write a procedural dataset; returns per-view statistics in view order.
+    ``low_light`` names the dark views' settings (``data.synthetic.LOW_LIGHT_DOMAINS``).
 
     Raises:
-        LowlightError: if ``out`` already holds a dataset or cannot be created.
+        LowlightError: if ``out`` already holds a dataset or cannot be created, or an unknown
+            ``low_light``.
     """
+    if low_light not in LOW_LIGHT_DOMAINS:
+        raise LowlightError(f"unknown low-light domain {low_light!r}; valid: "
+                            f"{', '.join(LOW_LIGHT_DOMAINS)}")
     out = Path(out)
     if (out / layout.META_FILE).exists():
         raise LowlightError(f"{out} already holds a dataset; choose another --out or delete it")
@@ -139,7 +146,7 @@ def render_dataset(
     )
     K = Intrinsics.d435i(*size)
     workers = workers or min(os.cpu_count() or 1, len(tasks))
-    jobs = [(out, seed, K, task) for task in tasks]
+    jobs = [(out, seed, K, task, low_light) for task in tasks]
     bar = tqdm(total=len(jobs), desc="rendering views", unit="view", disable=not progress)
     stats: list[ViewStats] = []
     if workers <= 1:
@@ -166,6 +173,7 @@ def render_dataset(
             "views": views,
             "sequence": sequence,
             "frames_per_room": frames_per_room if sequence else None,
+            "low_light": low_light,
         },
     }
     # written last: its presence marks a complete dataset
@@ -229,6 +237,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=0.1,
         help="share of views (random) or rooms (sequence) in val (default 0.1)",
     )
+    p.add_argument(
+        "--low-light",
+        choices=tuple(LOW_LIGHT_DOMAINS),
+        default="led",
+        help="the dark views' LED power and sensor noise: led (default) or dim-noisy (a third "
+        "of the LED power on a noisier sensor: a domain shift for lowlight adapt)",
+    )
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.set_defaults(run=run)
 
@@ -244,6 +259,7 @@ def run(args: argparse.Namespace) -> int:
         frames_per_room=args.frames_per_room,
         val_fraction=args.val_fraction,
         workers=args.workers,
+        low_light=args.low_light,
     )
     print(summarize(stats, time.perf_counter() - start, args.out))
     return 0
