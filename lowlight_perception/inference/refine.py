@@ -123,25 +123,32 @@ def _one_pass(
     ys, xs = np.nonzero((hi != lo) & votable)
     if ys.size == 0:
         return False
-    labels_in, confidence_in = labels.copy(), confidence.copy()
-    h, w = labels.shape
     r = config.radius
+    w = labels.shape[1]
+    # flat gathers from copies padded by r (a snapshot: the pass reads the old labels), so
+    # every window offset is one add and no index is clipped
+    def padded(a: np.ndarray) -> np.ndarray:
+        return np.pad(a, ((r, r), (r, r)) + ((0, 0),) * (a.ndim - 2), mode="edge")
+
+    stride = w + 2 * r
     dy, dx = np.mgrid[-r : r + 1, -r : r + 1]
     keep = (dy != 0) | (dx != 0)
-    dy, dx = dy[keep], dx[keep]
-    ny = np.clip(ys[:, None] + dy[None, :], 0, h - 1)  # (N, window - 1)
-    nx = np.clip(xs[:, None] + dx[None, :], 0, w - 1)
-    centre = depth[ys, xs][:, None]
-    rel = (depth[ny, nx] - centre) / (config.depth_tolerance * centre)
-    weight = np.exp(-0.5 * (rel * rel + (dy * dy + dx * dx)[None, :] / (r * r)))
-    weight *= valid[ny, nx]  # no depth: no vote (rel is NaN/inf there, masked here)
+    offsets = (dy * stride + dx)[keep]
+    spatial = np.exp(-0.5 * (dy * dy + dx * dx)[keep] / (r * r)).astype(np.float32)
+    centre_at = (ys + r) * stride + (xs + r)
+    at = centre_at[:, None] + offsets[None, :]  # (N, window - 1)
+    depth_p = padded(depth).ravel()
+    centre = depth_p[centre_at][:, None]
+    rel = (depth_p[at] - centre) / (np.float32(config.depth_tolerance) * centre)
+    weight = np.exp(np.float32(-0.5) * rel * rel) * spatial
+    weight *= padded(valid).ravel()[at]  # no depth: no vote (rel is NaN/inf there)
     weight = np.nan_to_num(weight, nan=0.0, posinf=0.0)
     if guide is not None and config.colour_sigma > 0:
-        g = guide.astype(np.float32)
-        diff = g[ny, nx] - g[ys, xs][:, None, :]
+        g = padded(guide.astype(np.float32)).reshape(-1, guide.shape[2])
+        diff = g[at] - g[centre_at][:, None, :]
         weight *= np.exp(-0.5 * (diff * diff).sum(axis=2) / config.colour_sigma**2)
-    conf = confidence_in[ny, nx].astype(np.float32)
-    neighbours = labels_in[ny, nx]
+    conf = padded(confidence).ravel()[at].astype(np.float32)
+    neighbours = padded(labels).ravel()[at]
     votes_at = np.arange(ys.size)[:, None] * num_classes + neighbours
     votes = np.bincount(votes_at.ravel(), (weight * conf).ravel(), ys.size * num_classes)
     votes = votes.reshape(ys.size, num_classes)
@@ -151,7 +158,7 @@ def _one_pass(
     mean_conf = (agree * conf).sum(axis=1) / np.maximum(agree.sum(axis=1), 1e-12)
     ys, xs = ys[decided], xs[decided]
     winner = winner[decided].astype(np.uint8)
-    changed = bool((labels_in[ys, xs] != winner).any())
+    changed = bool((labels[ys, xs] != winner).any())
     labels[ys, xs] = winner
     confidence[ys, xs] = np.clip(np.rint(mean_conf[decided]), 0, 255).astype(np.uint8)
     return changed
