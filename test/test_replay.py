@@ -13,7 +13,7 @@ from lowlight_perception.bags import write_bag
 from lowlight_perception.camera import Intrinsics
 from lowlight_perception.data.synthetic import sequence
 from lowlight_perception.models.export import export_onnx, random_init_model
-from lowlight_perception.ros.replay import ReplayError, replay
+from lowlight_perception.ros.replay import ReplayError, _rate, replay
 from lowlight_perception.tools.cli import main
 
 
@@ -78,3 +78,9 @@ def test_replaying_the_same_bag_twice_into_one_node_answers_both_passes(recorded
         node.wait(timeout=30)
     assert first["sent"] == second["sent"] == 24
     assert first["answered"] >= 23 and second["answered"] >= 23, (first, second)
+
+
+def test_rates_count_intervals_not_events():
+    """30 frames sent 1/30 s apart are 30 FPS (29 intervals), not 31."""
+    assert _rate([i / 30 for i in range(30)]) == pytest.approx(30.0)
+    assert _rate([1.0]) is None and _rate([]) is None

@@ -156,23 +156,32 @@ def play(client: LoopbackClient, inputs: list[Recorded], rate: float) -> dict:
         if item.topic == COLOR_TOPIC:
             sent[stamp_key(item.msg.header)] = time.monotonic()
         publishers[item.topic].publish(item.msg)
-    return {"sent": sent, "wall_s": time.monotonic() - t0}
+    return {"sent": sent}
 
 
-def summarize(client: LoopbackClient, sent: dict, wall_s: float, rate: float) -> dict:
+def _rate(times: list[float]) -> float | None:
+    """Events per second: N events span N - 1 intervals (30 frames 1/30 s apart are 30 FPS,
+    not 31); None for fewer than two."""
+    if len(times) < 2 or max(times) <= min(times):
+        return None
+    return round((len(times) - 1) / (max(times) - min(times)), 2)
+
+
+def summarize(client: LoopbackClient, sent: dict, rate: float) -> dict:
     """Latency, throughput and drops of one replay pass."""
     time.sleep(0.5)  # the last answers
     with client.lock:
         arrivals = dict(client.arrivals["labels"])
     latency = np.array([1000 * (arrivals[k] - t) for k, t in sent.items() if k in arrivals])
     answered = len(latency)
+    answers = [arrivals[k] for k in sent if k in arrivals]
     return {
         "rate": rate,
         "sent": len(sent),
         "answered": answered,
         "dropped": len(sent) - answered,
-        "input_fps": round(len(sent) / wall_s, 2) if wall_s > 0 else None,
-        "output_fps": round(answered / wall_s, 2) if wall_s > 0 else None,
+        "input_fps": _rate(list(sent.values())),
+        "output_fps": _rate(answers),
         "latency_ms_p50": round(float(np.percentile(latency, 50)), 2) if answered else None,
         "latency_ms_p99": round(float(np.percentile(latency, 99)), 2) if answered else None,
     }
@@ -236,7 +245,7 @@ def replay(
         play(client, inputs[: min(len(inputs), 10)], rate=50.0)  # warm-up, not measured
         time.sleep(0.5)
         run = play(client, _shift(inputs), rate)
-        passes.append(summarize(client, run["sent"], run["wall_s"], rate))
+        passes.append(summarize(client, run["sent"], rate))
         log(_line(passes[-1]))
         recorded = _recorded(client, SHIFT_S) if record else None
         if peak:
@@ -244,7 +253,7 @@ def replay(
             while passes[-1]["answered"] >= 0.95 * passes[-1]["sent"] and factor < 256:
                 factor *= 2
                 run = play(client, _shift(inputs), factor)
-                passes.append(summarize(client, run["sent"], run["wall_s"], factor))
+                passes.append(summarize(client, run["sent"], factor))
                 log(_line(passes[-1]))
     finally:
         spinner.stop()
