@@ -451,3 +451,21 @@ def test_sigterm_stops_eval_like_ctrl_c_with_a_partial_report(samples, model, tm
     assert metrics["complete"] is False and 0 < metrics["frames"] < 1200
     assert metrics["incomplete_reason"].startswith("terminated (SIGTERM) after")
     assert "terminated (SIGTERM)" in (out / "report.md").read_text()
+
+
+def test_a_bag_with_nothing_to_score_is_one_error_line_without_a_nan_summary(
+    samples, model, tmp_path, capsys
+):
+    """Ground truth that no frame can be scored against (ids outside the class list): one
+    error line with the reason, exit 2, and no "mIoU nan %" summary before it."""
+    import dataclasses
+
+    bag = tmp_path / "bad_gt"
+    bad = [dataclasses.replace(s, label=np.full_like(s.label, 200)) for s in samples[:3]]
+    write_bag(bad, bag, progress=False)
+    assert main(["eval", "--bag", str(bag), "--model", str(model), "--out",
+                 str(tmp_path / "out"), "--device", "cpu"]) == 2
+    captured = capsys.readouterr()
+    assert "nan" not in captured.out and "mIoU" not in captured.out
+    (line,) = [x for x in captured.err.splitlines() if x.startswith("lowlight eval:")]
+    assert "no frame could be scored" in line and "outside the class list" in line, line

@@ -334,7 +334,7 @@ def evaluate(
     classes = classes or load_classes()
     header = {
         "model": model_name or ("recorded predictions" if segmenter is None else "?"),
-        "backend": backend_name or ("none (recorded predictions)" if segmenter is None else "?"),
+        "backend": backend_name or ("none" if segmenter is None else "?"),
         "device": None if segmenter is None else str(segmenter.backend.device),
         "source": source,
         "predictions_topic": predictions_topic,

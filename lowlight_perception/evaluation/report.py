@@ -279,11 +279,12 @@ def pct(value: float | None) -> str:
 
 
 def skipped_text(skipped: dict[str, int]) -> str:
-    """``3 (no ground truth 2, bad frame 1)`` or ``none``."""
+    """``3 (no ground truth: 2, bad frame: 1)`` or ``none`` (the colon keeps a count apart
+    from a reason that ends in a number)."""
     total = sum(skipped.values())
     if not total:
         return "none"
-    return f"{total} (" + ", ".join(f"{k} {v}" for k, v in skipped.items()) + ")"
+    return f"{total} (" + ", ".join(f"{k}: {v}" for k, v in skipped.items()) + ")"
 
 
 def restoration_markdown(scores: dict[str, float]) -> list[str]:
@@ -360,7 +361,10 @@ def report_markdown(metrics: dict, *, plots: bool, samples: Sequence[str]) -> st
         ),
         (
             "machine",
-            ", ".join(str(machine[k]) for k in ("cpu", "gpu", "cores") if machine.get(k)) or "–",
+            ", ".join(
+                f"{machine[k]} cores" if k == "cores" else str(machine[k])
+                for k in ("cpu", "gpu", "cores") if machine.get(k)
+            ) or "–",
         ),
     ]
     lines += ["| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows), ""]

@@ -186,12 +186,12 @@ def run(args: argparse.Namespace) -> int:
         metrics = ev.evaluate_dataset(
             kind, args.dataset, split, args.model, args.out, size=args.size, **common
         )
-    print(summary(metrics, args.out, time.perf_counter() - start))
-    if metrics["frames"] == 0:
+    if metrics["frames"] == 0:  # no "mIoU nan %" summary first: the one error line says it
         raise LowlightError(
             f"no frame could be scored (skipped: {', '.join(metrics['skipped']) or 'none'}); "
             f"see {args.out / 'report.md'}"
         )
+    print(summary(metrics, args.out, time.perf_counter() - start))
     if not metrics["complete"]:
         return _stopped_status(metrics["incomplete_reason"])
     if args.degrade:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from ..errors import LowlightError
 
@@ -27,9 +28,9 @@ RESTORATION_KEYS = (
 def read_run(run: Path) -> dict[str, Any]:
     """One run's summary: model, seed, epochs, best and last val mIoU, restoration, time."""
     try:
-        config = json.loads((run / "config.yaml").read_text(encoding="utf-8"))
+        config = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))  # or JSON
         rows = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, yaml.YAMLError) as err:
         raise LowlightError(f"{run}: not a finished training run ({err})") from err
     joint = [r for r in rows if r.get("stage") == "joint" and "mIoU" in r]
     if not joint:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+import yaml
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
@@ -588,7 +589,7 @@ def train(config: TrainConfig, resume: str | None = None) -> dict[str, Any]:
     config = dataclasses.replace(config, out=str(out))
     if rt.main:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(json.dumps(config.to_dict(), indent=1))
+        (out / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
     if state is not None:  # with EMA, "model" holds the averaged weights, "raw_model" the trained
         model.load_state_dict(state.get("raw_model", state["model"]))
     elif config.init_from:
