@@ -115,7 +115,7 @@ def _encoder_names(model) -> set[str]:
 def test_fine_tuning_with_frozen_encoders_keeps_them_bit_identical_in_both_stages(
     tmp_path, capsys
 ):
-    """LISU §6.5 (paper 000, "we freeze the encoders of LISU-decomp and LISU-joint, and
+    """[LISU] §6.5 (README, References: "we freeze the encoders of LISU-decomp and LISU-joint, and
     fine-tune ... updating the decoders' parameters"): with init_from + freeze_encoders and the
     default stage all, neither stage moves an encoder weight (nor its BatchNorm statistics);
     the decoders of both networks train; the log says what was loaded and what trains."""

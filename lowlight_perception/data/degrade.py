@@ -1,8 +1,8 @@
 """Image corruptions for robustness tests: the paper's four kinds at four levels, plus darkness.
 
 The four regular degradations and their levels are those of the degradation benchmark in
-``papers/001`` (Gaussian blur, Gaussian noise, JPEG, chromatic aberration); ``darken`` and
-``motion_blur`` are this project's additions for a robot that flies through dark rooms. Every
+[Xia] (README, References): Gaussian blur, Gaussian noise, JPEG, chromatic aberration; ``darken``
+and ``motion_blur`` are this project's additions for a robot that flies through dark rooms. Every
 function takes an (H, W, 3) uint8 RGB image (the blur, noise, JPEG and darken functions also take
 (H, W) grey), returns a new array of the same shape and dtype and never modifies its input.
 Random corruptions are deterministic given ``seed``. Only numpy and Pillow are used, so the
@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 PAPER_KINDS: tuple[str, ...] = ("gaussian_blur", "gaussian_noise", "jpeg", "chromatic_aberration")
-"""The four regular degradations of ``papers/001`` (section 4.1.1)."""
+"""The four regular degradations of [Xia] (section 4.1.1)."""
 
 KINDS: tuple[str, ...] = (*PAPER_KINDS, "darken", "motion_blur")
 """Every kind :func:`degrade` accepts."""

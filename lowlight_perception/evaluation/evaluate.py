@@ -10,9 +10,9 @@ Why incremental: evaluating a long bag takes minutes to hours. Each scored frame
 false), so an interrupted run, a bag that breaks off or a crash still leaves the results of what
 was read; the final report then says it is incomplete and why.
 
-The robustness grid (:func:`robustness`) follows the degradation benchmark of ``papers/001``:
-every corruption of :data:`~lowlight_perception.data.degrade.KINDS` at levels 1..4 (the darkness
-sweep is ``darken``) applied to the colour frame before ``segment()``.
+The robustness grid (:func:`robustness`) follows the degradation benchmark of [Xia] (README,
+References): every corruption of :data:`~lowlight_perception.data.degrade.KINDS` at levels
+1..4 (the darkness sweep is ``darken``) applied to the colour frame before ``segment()``.
 """
 
 from __future__ import annotations
@@ -619,7 +619,7 @@ def robustness(
     machine: dict | None = None,
     progress: bool = True,
 ) -> dict:
-    """The robustness grid of ``papers/001``: mIoU of the clean frames and of every degradation
+    """The robustness grid of [Xia]: mIoU of the clean frames and of every degradation
     kind at levels 1..4 (``darken`` is the darkness sweep over ``DARKNESS_LEVELS``).
 
     Each cell re-reads the frames from ``frames_factory`` (a bag is not held in memory) and

@@ -1,11 +1,12 @@
 """Metrics of the papers: OA/mAcc/mIoU/FWIoU from a streaming confusion matrix, SSIM/PSNR, depth.
 
-Segmentation metrics are those reported by LISU (``papers/000``: OA, mAcc, mIoU, plus FWIoU).
+Segmentation metrics are those reported by [LISU] (README, References): OA, mAcc, mIoU, plus
+FWIoU.
 Following the project contract the void class is excluded from every mean, and a class absent
 from both prediction and truth is left out of mIoU (it has no IoU, not an IoU of 0). Everything
 is accumulated in integer counts, so a whole bag can be streamed frame by frame and the result
 does not depend on how frames were batched. FWIoU is not in LISU's tables; it is the one of
-``papers/001``. Only numpy is used.
+[Xia]. Only numpy is used.
 """
 
 from __future__ import annotations

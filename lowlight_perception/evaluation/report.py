@@ -422,7 +422,8 @@ def robustness_markdown(doc: dict) -> str:
     lines += [
         f"mIoU with each degradation applied to the colour frame before `segment()`; "
         f"{clean.get('frames', 0)} frames per cell; clean mIoU {pct(clean.get('mIoU'))}. "
-        "Levels: `lowlight_perception.data.degrade.LEVELS` (paper 001 for the first four kinds).",
+        "Levels: `lowlight_perception.data.degrade.LEVELS` ([Xia] in the README's "
+        "references, for the first four kinds).",
         "",
         "| degradation | clean | 1 | 2 | 3 | 4 |",
         "|---|---:|---:|---:|---:|---:|",

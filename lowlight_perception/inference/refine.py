@@ -1,6 +1,6 @@
-"""Depth-aware refinement of labels and confidence (issue 16, after paper 004's depth-aware
-CRF): a jump in aligned depth is an object boundary, so near a label boundary each pixel is
-re-voted by its neighbours on the same surface, weighted by their confidence.
+"""Depth-aware refinement of labels and confidence (after the depth-aware CRF of [Mousavian],
+README references): a jump in aligned depth is an object boundary, so near a label boundary each
+pixel is re-voted by its neighbours on the same surface, weighted by their confidence.
 
 The network runs at a fraction of the camera's resolution and its labels are upsampled, so its
 boundaries are blocky and bleed a few pixels across object edges, where it is also least sure.

@@ -2,11 +2,12 @@
 
 Why fused: the node, the bag evaluator and a TensorRT engine should get exactly what they
 publish from one graph call, so pre- and post-processing run on the accelerator and the host
-only copies bytes (DESIGN.md, "Network contract"). The graph takes the uint8 RGB frame
-``(height, width, 3)`` of ANY size (both are dynamic axes: one model serves a 320x240 bag, a
-640x480 D435i and a 1280x720 stream) and does, inside the graph: the cast and scaling to
-[0, 1], a bilinear resize to the fixed net size, the network, softmax, argmax, the resize back
-to the frame's size (sizes computed from the frame's shape) and the casts to uint8. Outputs
+only copies bytes (the README's "Exporting ONNX" states this contract). The graph takes the
+uint8 RGB frame ``(height, width, 3)`` of ANY size (both are dynamic axes: one model serves a
+320x240 bag, a 640x480 D435i and a 1280x720 stream) and does, inside the graph: the cast and
+scaling to [0, 1], a bilinear resize to the fixed net size, the network, softmax, argmax, the
+resize back to the frame's size (sizes computed from the frame's shape) and the casts to uint8
+(labels and confidence nearest from net size, reflectance and illumination bilinear). Outputs
 (TensorRT 10 accepts uint8 network I/O; no int64 leaves the graph), at the frame's size:
 
 * ``labels`` (H, W) uint8 class ids;

@@ -1,6 +1,6 @@
 """Prediction heads: segmentation logits, restored reflectance and an optional depth output.
 
-The depth head is the auxiliary geometry task of Jiao et al. (``papers/003``): predicting depth
+The depth head is the auxiliary geometry task of [Jiao] (README, References): predicting depth
 from the segmentation features adds a geometry-aware signal during training at almost no cost;
 it outputs metres through a softplus, so it is always positive (the D435i's aligned depth is
 the training target).

@@ -1,4 +1,5 @@
-"""Training losses of LISU (papers/000 §3.1-3.2) plus focal and berHu, as plain torch functions.
+"""Training losses of [LISU] §3.1-3.2 (README, References) plus focal and berHu, as plain
+torch functions.
 
 Why functions and not ``nn.Module`` classes: the losses hold no parameters, the training loop
 needs only a tensor to backpropagate and a dict of detached terms to log, and plain functions
@@ -8,8 +9,8 @@ are trivial to test against hand-computed answers.
   reconstruction, max-RGB initialisation, structure-aware illumination smoothness).
 * :func:`restoration_loss` — Eq. 7: MSE - SSIM + MSE of image gradients, with :func:`ssim`.
 * :func:`segmentation_loss` — Eq. 8 cross-entropy ignoring void, focal loss (Lin et al., γ=2 as
-  in papers/003 Eq. 6) and the α·CE + (1-α)·focal mix of papers/002 Eq. 3.12.
-* :func:`berhu_loss` — reverse Huber depth loss (Laina et al.; papers/003 Eq. 7).
+  in [Jiao] Eq. 6) and the α·CE + (1-α)·focal mix of [Nguyen] Eq. 3.12.
+* :func:`berhu_loss` — reverse Huber depth loss (Laina et al.; [Jiao] Eq. 7).
 * :func:`joint_loss` — Eq. 9, optionally with a weighted berHu depth term.
 
 Every norm of the paper is taken as a per-element mean, so loss magnitudes (and hence the
@@ -226,9 +227,9 @@ def segmentation_loss(
 
     * ``"ce"``: cross-entropy, equal to ``F.cross_entropy(logits, labels, weight=class_weights,
       ignore_index=ignore_index)`` (a weighted mean over the non-ignored pixels).
-    * ``"focal"``: -(1 - p_t)^γ log p_t (Lin et al.; γ=2 as papers/003), averaged like CE.
+    * ``"focal"``: -(1 - p_t)^γ log p_t (Lin et al.; γ=2 as [Jiao]), averaged like CE.
       ``class_weights`` plays the role of Lin's α_t; γ=0 gives exactly CE.
-    * ``"ce+focal"``: α·CE + (1 - α)·focal (papers/002 Eq. 3.12, α=0.5: equal importance).
+    * ``"ce+focal"``: α·CE + (1 - α)·focal ([Nguyen] Eq. 3.12, α=0.5: equal importance).
       This ``alpha`` mixes the two losses; it is not the focal α_t.
 
     Args:
@@ -274,7 +275,7 @@ def segmentation_loss(
 
 
 def berhu_loss(pred: Tensor, target: Tensor, valid: Tensor | None = None) -> Tensor:
-    """Reverse Huber (berHu) depth loss of Laina et al. (papers/003 Eq. 7), mean over valid pixels.
+    """Reverse Huber (berHu) depth loss of Laina et al. ([Jiao] Eq. 7), mean over valid pixels.
 
     With d = pred - target: |d| where |d| <= c, (d² + c²) / (2c) above, where
     c = 0.2·max|d| over the valid pixels of the whole batch (detached: a threshold, not a

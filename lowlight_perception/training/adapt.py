@@ -1,5 +1,5 @@
-"""Adapt a trained model to a new building without labels (issue 16): self-training on the
-colour frames of unlabelled bags (paper 002 §3.3.3: pseudo-labels from the model's own
+"""Adapt a trained model to a new building without labels: self-training on the colour frames
+of unlabelled bags ([Nguyen] §3.3.3, README references: pseudo-labels from the model's own
 predictions, focal loss as an option).
 
 Each round, a teacher labels every frame at the network's size; per class, only its most

@@ -39,7 +39,7 @@ class LossConfig:
     seg: str = "ce"
     focal_gamma: float = 2.0
     focal_alpha: float = 0.5
-    depth_weight: float = 0.0  # berHu auxiliary depth loss (paper 003); needs depth_head
+    depth_weight: float = 0.0  # berHu auxiliary depth loss ([Jiao]); needs depth_head
 
 
 @dataclass
