@@ -1,6 +1,7 @@
 """ament_python package definition: pip extras so each machine installs only what it needs."""
 
 import os
+import re
 from glob import glob
 
 from setuptools import find_packages, setup
@@ -17,6 +18,14 @@ ROS_WHEELS = [  # ROS 2 from PyPI, for machines without a ROS install (a sourced
 ]
 
 
+def version() -> str:
+    """The one version: lowlight_perception/__init__.py's (package.xml's must agree; a test
+    checks)."""
+    init = os.path.join(os.path.dirname(os.path.abspath(__file__)), PACKAGE, "__init__.py")
+    with open(init, encoding="utf-8") as f:
+        return re.search(r'^__version__ = "([^"]+)"', f.read(), re.MULTILINE).group(1)
+
+
 def share(subdir: str, pattern: str = "*") -> tuple[str, list[str]]:
     return (
         f"share/{PACKAGE}/{subdir}",
@@ -26,7 +35,7 @@ def share(subdir: str, pattern: str = "*") -> tuple[str, list[str]]:
 
 setup(
     name=PACKAGE,
-    version="0.2.0",
+    version=version(),
     description="Low-light indoor semantic segmentation (LISU) for ROS 2 robots",
     license="Apache-2.0",
     python_requires=">=3.10",

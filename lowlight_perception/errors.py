@@ -17,10 +17,13 @@ class BagError(LowlightError):
     """A bag cannot be written or read: bad path, unreadable storage, missing topics."""
 
 
-def one_line(err: BaseException, limit: int = 300) -> str:
-    """An exception's text on one line (whitespace collapsed, its type if it has no text),
-    cut to ``limit`` characters: what a CLI error or a report field shows."""
-    text = " ".join(str(err).split()) or type(err).__name__
+def one_line(err: object, limit: int = 300) -> str:
+    """An exception's (or any message's) text on one line, whitespace collapsed (TensorRT and
+    parser messages span lines; an exception without text gives its type), cut to ``limit``
+    characters: what a CLI error or a report field shows. The one such helper."""
+    text = " ".join(str(err).split())
+    if not text and isinstance(err, BaseException):
+        text = type(err).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .. import atomic
+from ..errors import one_line
 from ..metadata import FORMAT_VERSION, MetadataError, ModelMetadata
 from .backend import BackendError
 
@@ -72,11 +73,6 @@ def sha256_file(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
         while block := handle.read(chunk_bytes):
             digest.update(block)
     return digest.hexdigest()
-
-
-def one_line(text: object) -> str:
-    """Collapse whitespace (TensorRT and parser messages span lines) for one-line errors."""
-    return " ".join(str(text).split())
 
 
 @dataclass(frozen=True)

@@ -16,14 +16,14 @@ from pathlib import Path
 import numpy as np
 
 from ..classes import ClassSet
-from ..errors import LowlightError
+from ..errors import LowlightError, one_line
 from .backend import CORE_OUTPUTS, Backend, BackendError, ModelError
+from .engine_cache import ENGINE_SUFFIXES
 from .refine import RefineConfig, refine_labels
 
 log = logging.getLogger("lowlight_perception.inference")
 
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
-ENGINE_SUFFIXES = (".engine", ".plan")
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
 
 
@@ -236,8 +236,6 @@ class Segmenter:
         except LowlightError:
             raise
         except Exception as err:  # runtimes raise their own types: one readable line
-            from .engine_cache import one_line
-
             raise BackendError(
                 f"warm-up run of {self.metadata.model} on {self.backend.name} failed: "
                 f"{type(err).__name__}: {one_line(err)}"

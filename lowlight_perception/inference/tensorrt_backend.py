@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import one_line
 from ..metadata import ModelMetadata
 from .backend import INPUT_NAME, OUTPUT_NAMES, BackendError, ModelError
 from .engine_cache import (
@@ -51,7 +52,6 @@ from .engine_cache import (
     EngineKey,
     load_engine_file,
     load_or_build,
-    one_line,
     read_onnx_metadata,
     read_sidecar,
 )

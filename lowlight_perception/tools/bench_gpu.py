@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from ..errors import LowlightError
+from ..errors import LowlightError, one_line
 from .bench import _percentiles as _ms
 from .bench import machine, write_result
 
@@ -130,15 +130,15 @@ def _wh(size: tuple[int, int]) -> str:
     return f"{size[0]}x{size[1]}"
 
 
-def _one_line(err: BaseException) -> str:
-    first = (str(err).strip().splitlines() or [""])[0]
-    return f"{type(err).__name__}: {first}"[:300]
+def _typed(err: BaseException) -> str:
+    """``Type: message`` on one line (the message through ``errors.one_line``)."""
+    return f"{type(err).__name__}: {one_line(err)}"
 
 
 def _error(err: BaseException) -> dict[str, Any]:
     """An exception as JSON: one line plus the tail of the traceback."""
     tail = traceback.format_exception(type(err), err, err.__traceback__)
-    return {"error": _one_line(err), "traceback_tail": "".join(tail)[-2000:]}
+    return {"error": _typed(err), "traceback_tail": "".join(tail)[-2000:]}
 
 
 def _row(**values: Any) -> dict[str, Any]:
@@ -154,7 +154,7 @@ def _failed(
 ) -> None:
     """A configuration that failed: its traceback in ``errors``, an error row in ``rows``."""
     errors.append({"case": case, **_error(err)})
-    rows.append(_row(**keys, status="error", note=_one_line(err)))
+    rows.append(_row(**keys, status="error", note=_typed(err)))
 
 
 # --------------------------------------------------------------------------- machine
@@ -226,7 +226,7 @@ def _version_of(module: str) -> str:
             return "not installed"
         return str(__import__(module).__version__)
     except Exception as err:  # a broken install still lets the run go on
-        return f"import fails: {_one_line(err)}"
+        return f"import fails: {_typed(err)}"
 
 
 def _git_commit() -> str:

@@ -54,21 +54,15 @@ def run_demo(
     from ..evaluation.evaluate import EvalFrame, evaluate
     from ..evaluation.metrics import majority_class_miou
     from ..imagemsg import image_to_numpy
+    from ..inference.engine_cache import read_onnx_metadata
     from ..inference.segmenter import Result
-    from ..metadata import ModelMetadata
     from ..ros.replay import replay
     from .bench import machine
 
     model = Path(model) if model else demo_model()
     if not model.is_file():
         raise LowlightError(f"demo model not found: {model}")
-    import onnxruntime as ort
-
-    meta = ModelMetadata.from_props(
-        ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-        .get_modelmeta()
-        .custom_metadata_map
-    )
+    meta = read_onnx_metadata(model)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     K = Intrinsics.d435i(*size)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..data.degrade import KINDS
 from ..errors import LowlightError
+from ..evaluation.report import pct
 from ..inference.backend import BackendError
 from ..inference.refine import RefineConfig
 from ..inference.segmenter import BACKENDS, parse_device
@@ -126,10 +127,6 @@ def _check(args: argparse.Namespace) -> dict[str, str]:
     return topics
 
 
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f} %"
-
-
 def summary(metrics: dict, out: Path, seconds: float) -> str:
     """The few lines printed after an evaluation."""
     from ..evaluation.report import skipped_text
@@ -138,8 +135,8 @@ def summary(metrics: dict, out: Path, seconds: float) -> str:
     lines = [
         f"evaluated {metrics['frames']} frames of {metrics['source']} with {metrics['model']} "
         f"({backend}) in {seconds:.1f} s",
-        f"mIoU {_pct(metrics['mIoU'])}   OA {_pct(metrics['OA'])}   mAcc {_pct(metrics['mAcc'])}"
-        f"   FWIoU {_pct(metrics['FWIoU'])}",
+        f"mIoU {pct(metrics['mIoU'])}   OA {pct(metrics['OA'])}   mAcc {pct(metrics['mAcc'])}"
+        f"   FWIoU {pct(metrics['FWIoU'])}",
         f"skipped: {skipped_text(metrics['skipped'])}",
     ]
     if metrics.get("latency_ms"):
@@ -235,8 +232,8 @@ def _robustness(args: argparse.Namespace, topics: dict[str, str], machine: dict)
          if r["mIoU"] is not None and r["mIoU"] == r["mIoU"]),
         default=None,
     )
-    print(f"robustness: clean mIoU {_pct(clean)}"
-          + (f", worst {_pct(worst[0])} ({worst[1]})" if worst else "")
+    print(f"robustness: clean mIoU {pct(clean)}"
+          + (f", worst {pct(worst[0])} ({worst[1]})" if worst else "")
           + f"; table: {args.out / 'robustness.md'}")
     if not doc["complete"]:
         print(f"INCOMPLETE: {doc['incomplete_reason']}")
