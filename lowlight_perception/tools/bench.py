@@ -8,40 +8,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
 from ..camera import Intrinsics
 from ..data.relight import check_on_procedural
 from ..data.synthetic import random_view
 from ..ros.interface import OUTPUTS
 from ..training.compare import compare_runs
+from .common import machine, size_arg
 from .synth import render_dataset
-
-
-def machine() -> dict:
-    """The machine a figure was measured on."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "lowlight_perception": __version__,
-        "platform": platform.platform(),
-    }
 
 
 def bench_synth(size: tuple[int, int], views: int, workers: int | None) -> dict:
@@ -248,6 +227,7 @@ def profile_trace(trace: Path, runs: int) -> dict[str, object]:
         "run_ms": round(float(np.mean([e["dur"] for e in model_runs])) / 1000.0, 3),
         "network_kernels_ms": round(network, 3),
         "pre_post_kernels_ms": round(sum(wrapper.values()), 3),
+        "pre_post_nodes": len(wrapper),
         "runtime_inserted_kernels_ms": round(inserted, 3),
         "costliest_pre_post": ", ".join(f"{k} {v:.2f}" for k, v in top),
     }
@@ -498,8 +478,6 @@ def write_result(result: dict, out_dir: Path, name: str) -> Path:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from .cli import size_arg
-
     p = sub.add_parser("bench", help="speed benchmarks (results under bench/results/)")
     benches = p.add_subparsers(dest="bench", metavar="BENCH", required=True, parser_class=type(p))
     s = benches.add_parser("synth", help="procedural views per second (goal >= 20 at 320x240)")

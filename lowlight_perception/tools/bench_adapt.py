@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..errors import LowlightError
 from ..training.compare import mean_std
+from .common import size_arg
 
 CONDITIONS = (("source", False), ("source", True), ("adapted", False), ("adapted", True))
 """(model, refined) pairs scored on the shifted val split."""
@@ -31,7 +32,7 @@ def bench_adapt(checkpoints: list[Path], work: Path, views: int, size: tuple[int
     from ..evaluation.evaluate import evaluate_dataset
     from ..inference.refine import RefineConfig
     from ..training.adapt import AdaptConfig, adapt
-    from .bench import machine
+    from .common import machine
     from .synth import render_dataset
 
     data, bag = work / "data", work / "unlabelled"
@@ -85,8 +86,6 @@ def bench_adapt(checkpoints: list[Path], work: Path, views: int, size: tuple[int
 
 
 def add_parser(benches: argparse._SubParsersAction) -> None:
-    from .cli import size_arg
-
     a = benches.add_parser(
         "adapt",
         help="adaptation to a generated domain shift: mIoU before / after lowlight adapt, with "

@@ -37,7 +37,8 @@ from tqdm import tqdm
 
 from ..errors import LowlightError, one_line
 from .bench import _percentiles as _ms
-from .bench import machine, write_result
+from .bench import write_result
+from .common import machine, size_arg
 
 REPO = Path(__file__).resolve().parents[2]
 STAGES = ("tests", "inference", "training", "tensorrt")
@@ -1323,8 +1324,6 @@ def print_summary(result: dict[str, Any], path: Path) -> None:
 
 def add_parser(benches: argparse._SubParsersAction) -> None:
     """Register ``bench gpu`` under the ``bench`` subcommands."""
-    from .cli import size_arg
-
     g = benches.add_parser(
         "gpu",
         help="GPU validation: gpu tests, LISU latency (eager/autocast/CUDA graphs/compile) vs "

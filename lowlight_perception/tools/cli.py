@@ -45,17 +45,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def size_arg(text: str) -> tuple[int, int]:
-    """argparse type for ``WxH`` image sizes (e.g. ``640x480``)."""
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 640x480, got {text!r}") from None
-    if w < 16 or h < 16 or w > 8192 or h > 8192:
-        raise argparse.ArgumentTypeError(f"size {w}x{h} outside 16..8192 pixels per side")
-    return w, h
-
-
 def _terminate(signum: int, frame: object) -> None:
     raise Terminated()
 

@@ -22,6 +22,7 @@ from ..camera import Intrinsics
 from ..config import DEMO_MODEL, demo_model
 from ..errors import LowlightError
 from ..evaluation.report import pct
+from .common import size_arg
 
 
 def _gif(frames: list, path: Path, classes, every: int = 2) -> None:
@@ -57,7 +58,7 @@ def run_demo(
     from ..inference.engine_cache import read_onnx_metadata
     from ..inference.segmenter import Result
     from ..ros.replay import replay
-    from .bench import machine
+    from .common import machine
 
     model = Path(model) if model else demo_model()
     if not model.is_file():
@@ -176,8 +177,6 @@ mIoU, side-by-side samples). The model was trained on procedural scenes, not rea
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from .cli import size_arg
-
     p = sub.add_parser(
         "demo",
         help="the whole pipeline on this machine: synth -> bag -> node -> evaluation report",

@@ -19,6 +19,7 @@ from ..evaluation.report import pct
 from ..inference.backend import BackendError
 from ..inference.refine import RefineConfig
 from ..inference.segmenter import BACKENDS, parse_device
+from .common import size_arg
 
 TOPIC_OPTIONS = ("color_topic", "depth_topic", "info_topic", "gt_topic")
 """``iter_frames`` topic overrides the command passes through."""
@@ -43,8 +44,6 @@ def _positive(text: str) -> int:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from .cli import size_arg
-
     p = sub.add_parser(
         "eval",
         help="evaluate a model (or recorded predictions) on a rosbag or a dataset",
@@ -161,7 +160,7 @@ def summary(metrics: dict, out: Path, seconds: float) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ..evaluation import evaluate as ev
-    from .bench import machine
+    from .common import machine
 
     topics = _check(args)
     common = {

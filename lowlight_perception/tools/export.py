@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ..models.export import ExportReport
 
 from ..metadata import UPSAMPLE_MODES
+from .common import size_arg
 
 # Mirrors of models.export's constants (a test keeps them equal): importing that module here
 # would load torch on every `lowlight` start, and the base install has no torch.
@@ -34,8 +35,6 @@ def _config_item(text: str) -> tuple[str, Any]:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from .cli import size_arg
-
     p = sub.add_parser(
         "export",
         help="export a model as a fused uint8-in/uint8-out ONNX graph (verified on ORT)",

@@ -27,6 +27,7 @@ from ..data.imageio import write_png
 from ..data.sample import Sample
 from ..data.synthetic import LOW_LIGHT_DOMAINS, random_view, sequence_frame
 from ..errors import LowlightError
+from .common import size_arg
 
 
 @dataclass(frozen=True)
@@ -204,8 +205,6 @@ def summarize(stats: list[ViewStats], seconds: float, out: Path) -> str:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from .cli import size_arg
-
     p = sub.add_parser(
         "synth",
         help="render a procedural low-light RGB-D dataset (LLRGBD-real layout)",
