@@ -379,8 +379,9 @@ def test_eval_of_png_is_exact_and_of_jpeg_within_the_codec(bagset, samples, tmp_
     equal a direct evaluation of the JPEG-decoded frames (the reader adds nothing beyond the
     codec), and differ from raw only through predictions the codec changed. Tolerance: OA by
     at most the fraction of labelled pixels whose prediction changed (an exact bound: each
-    changed pixel moves the correct count by at most one), a fraction asserted under 5 %
-    (2.4 % measured); mIoU, which has no such bound, within 0.02 (0.003 measured)."""
+    changed pixel moves the correct count by at most one), a fraction asserted under 10 %
+    (6.4 % measured with the shipped model of 2026-12-01, 2.4 % with the one before: it depends
+    on the model, not on the reader); mIoU, which has no such bound, within 0.02."""
     model = demo_model()
     run = {
         name: evaluate_bag(bagset[name], model, tmp_path / name, device="cpu", progress=False)
@@ -410,7 +411,7 @@ def test_eval_of_png_is_exact_and_of_jpeg_within_the_codec(bagset, samples, tmp_
         int(((a != b) & (s.label != 0)).sum())
         for a, b, s in zip(raw_pred, jpeg_pred, samples, strict=True)
     )
-    assert changed / labelled < 0.05
+    assert changed / labelled < 0.10
     assert abs(run["jpeg"]["OA"] - run["raw"]["OA"]) <= changed / labelled + 1e-12
     assert abs(run["jpeg"]["mIoU"] - run["raw"]["mIoU"]) < 0.02
 
