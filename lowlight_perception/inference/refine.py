@@ -99,21 +99,43 @@ def refine_labels(
     valid = np.isfinite(depth) & (depth > 0)
     num_classes = max(num_classes or 0, int(labels.max()) + 1)  # every id gets its own slot
     votable = valid & _edges(depth, guide, config)  # fixed for all passes
+    window = _Window(depth, valid, guide, config)
     out_labels, out_conf = labels.copy(), confidence.copy()
     for _ in range(config.iterations):
-        if not _one_pass(out_labels, out_conf, depth, valid, votable, guide, config,
-                         num_classes):
+        if not _one_pass(out_labels, out_conf, votable, window, config, num_classes):
             break
     return out_labels, out_conf
+
+
+class _Window:
+    """What every pass reads and none changes, made once per frame: the window's flat offsets
+    and spatial weights, and the depth, validity and guide padded by ``radius`` (flat gathers
+    from padded copies: every offset is one add and no index is clipped)."""
+
+    def __init__(self, depth: np.ndarray, valid: np.ndarray, guide: np.ndarray | None,
+                 config: RefineConfig):
+        r = self.r = config.radius
+        self.stride = depth.shape[1] + 2 * r
+        dy, dx = np.mgrid[-r : r + 1, -r : r + 1]
+        keep = (dy != 0) | (dx != 0)
+        self.offsets = (dy * self.stride + dx)[keep]
+        self.spatial = np.exp(-0.5 * (dy * dy + dx * dx)[keep] / (r * r)).astype(np.float32)
+        self.depth = self.pad(depth).ravel()
+        self.valid = self.pad(valid).ravel()
+        self.guide = None
+        if guide is not None and config.colour_sigma > 0:
+            self.guide = self.pad(guide.astype(np.float32)).reshape(-1, guide.shape[2])
+
+    def pad(self, a: np.ndarray) -> np.ndarray:
+        r = self.r
+        return np.pad(a, ((r, r), (r, r)) + ((0, 0),) * (a.ndim - 2), mode="edge")
 
 
 def _one_pass(
     labels: np.ndarray,
     confidence: np.ndarray,
-    depth: np.ndarray,
-    valid: np.ndarray,
     votable: np.ndarray,
-    guide: np.ndarray | None,
+    window: _Window,
     config: RefineConfig,
     num_classes: int,
 ) -> bool:
@@ -123,32 +145,20 @@ def _one_pass(
     ys, xs = np.nonzero((hi != lo) & votable)
     if ys.size == 0:
         return False
-    r = config.radius
-    w = labels.shape[1]
-    # flat gathers from copies padded by r (a snapshot: the pass reads the old labels), so
-    # every window offset is one add and no index is clipped
-    def padded(a: np.ndarray) -> np.ndarray:
-        return np.pad(a, ((r, r), (r, r)) + ((0, 0),) * (a.ndim - 2), mode="edge")
-
-    stride = w + 2 * r
-    dy, dx = np.mgrid[-r : r + 1, -r : r + 1]
-    keep = (dy != 0) | (dx != 0)
-    offsets = (dy * stride + dx)[keep]
-    spatial = np.exp(-0.5 * (dy * dy + dx * dx)[keep] / (r * r)).astype(np.float32)
-    centre_at = (ys + r) * stride + (xs + r)
-    at = centre_at[:, None] + offsets[None, :]  # (N, window - 1)
-    depth_p = padded(depth).ravel()
-    centre = depth_p[centre_at][:, None]
-    rel = (depth_p[at] - centre) / (np.float32(config.depth_tolerance) * centre)
-    weight = np.exp(np.float32(-0.5) * rel * rel) * spatial
-    weight *= padded(valid).ravel()[at]  # no depth: no vote (rel is NaN/inf there)
+    r = window.r
+    centre_at = (ys + r) * window.stride + (xs + r)
+    at = centre_at[:, None] + window.offsets[None, :]  # (N, window - 1)
+    centre = window.depth[centre_at][:, None]
+    rel = (window.depth[at] - centre) / (np.float32(config.depth_tolerance) * centre)
+    weight = np.exp(np.float32(-0.5) * rel * rel) * window.spatial
+    weight *= window.valid[at]  # no depth: no vote (rel is NaN/inf there)
     weight = np.nan_to_num(weight, nan=0.0, posinf=0.0)
-    if guide is not None and config.colour_sigma > 0:
-        g = padded(guide.astype(np.float32)).reshape(-1, guide.shape[2])
-        diff = g[at] - g[centre_at][:, None, :]
+    if window.guide is not None:
+        diff = window.guide[at] - window.guide[centre_at][:, None, :]
         weight *= np.exp(-0.5 * (diff * diff).sum(axis=2) / config.colour_sigma**2)
-    conf = padded(confidence).ravel()[at].astype(np.float32)
-    neighbours = padded(labels).ravel()[at]
+    # the labels and confidence as they were before this pass (a snapshot, padded)
+    conf = window.pad(confidence).ravel()[at].astype(np.float32)
+    neighbours = window.pad(labels).ravel()[at]
     votes_at = np.arange(ys.size)[:, None] * num_classes + neighbours
     votes = np.bincount(votes_at.ravel(), (weight * conf).ravel(), ys.size * num_classes)
     votes = votes.reshape(ys.size, num_classes)
