@@ -12,7 +12,10 @@
 # three models on the seeds it finished. About 25 minutes per seed here (LISU and LISU-semi 10, LISU-seg 4).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-LOWLIGHT=${LOWLIGHT:-lowlight}
+# the repository's venv (make test / make demo-model create it) unless LOWLIGHT names another
+if [ -z "${LOWLIGHT:-}" ]; then
+    if [ -x .venv/bin/lowlight ]; then LOWLIGHT=.venv/bin/lowlight; else LOWLIGHT=lowlight; fi
+fi
 OUT=${OUT:-out/seeds}
 SEEDS=${SEEDS:-0 1 2}
 DATA=$OUT/data

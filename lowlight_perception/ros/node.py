@@ -75,6 +75,7 @@ except ImportError:  # pragma: no cover - depends on the machine
 
 WARN_PERIOD_S = 5.0
 MAX_STREAMS = 4  # colour/depth sizes paired at once (a stray stream cannot grow memory)
+REFINE = RefineConfig()  # refine_with_depth's settings (the defaults of inference.refine)
 DEPTH_WAIT_S = 0.1  # the point cloud waits this long from the colour's arrival for its depth
 DEPTH_STREAM_GONE_S = 1.0  # ... but not when no depth of that size came for this long
 TOGGLES = {o.name: o.toggle for o in OUTPUTS}
@@ -578,7 +579,7 @@ class PerceptionNode(LifecycleNode):
             if depth is None:
                 self.warn_once("refine_no_depth", "refine_with_depth: a frame came without "
                                f"aligned depth on {DEPTH_TOPIC}; its labels are not refined")
-        self.segmenter.refine = RefineConfig() if refine else None
+        self.segmenter.refine = REFINE if refine else None
         result = self.segmenter.segment(rgb, depth, outputs=(*CORE_OUTPUTS, *extra))
         t1 = time.perf_counter()
         header = pending.color.header
