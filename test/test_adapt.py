@@ -152,3 +152,15 @@ def test_recalibrated_batchnorm_makes_eval_mode_agree_with_train_mode_on_the_fra
     # not exactly 1: running variances are unbiased, batch ones biased (on the 3x4 bottleneck)
     assert agreement() > 0.85 > stale
     assert all(torch.equal(v, decomp_before[k]) for k, v in model.decomp.state_dict().items())
+
+
+def test_bench_adapt_refuses_a_work_directory_made_for_other_settings(source, tmp_path, capsys):
+    """A --work rendered for other settings is not silently reused for a new measurement."""
+    work = tmp_path / "work"
+    assert main(["synth", "--out", str(work / "data"), "--views", "6", "--size", "64x48",
+                 "--seed", "23", "--low-light", "dim-noisy", "--workers", "1"]) == 0
+    assert main(["bench", "adapt", "--checkpoints", str(source / "src" / "best.pt"),
+                 "--work", str(work), "--views", "12", "--size", "64x48",
+                 "--out-dir", str(tmp_path / "res")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "holds a shifted set of 6 dim-noisy views at 64x48, not 12" in err[-1]

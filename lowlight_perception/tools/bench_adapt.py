@@ -14,6 +14,8 @@ import argparse
 import time
 from pathlib import Path
 
+import yaml
+
 from ..errors import LowlightError
 from ..training.compare import mean_std
 from .common import size_arg
@@ -38,6 +40,14 @@ def bench_adapt(checkpoints: list[Path], work: Path, views: int, size: tuple[int
     data, bag = work / "data", work / "unlabelled"
     if not (data / META_FILE).exists():
         render_dataset(data, views=views, size=size, seed=23, low_light="dim-noisy")
+    meta = yaml.safe_load((data / META_FILE).read_text(encoding="utf-8"))
+    made = (meta["width"], meta["height"], meta["generator"]["views"],
+            meta["generator"].get("low_light"))
+    if made != (size[0], size[1], views, "dim-noisy"):  # a --work of another run: not reused
+        raise LowlightError(
+            f"{work} holds a shifted set of {made[2]} {made[3]} views at {made[0]}x{made[1]}, "
+            f"not {views} at {size[0]}x{size[1]}: choose another --work or delete it"
+        )
     if not bag.exists():
         write_bag(open_dataset("llrgbd-real", data, "train"), bag, include_labels=False)
     rows = []
