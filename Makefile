@@ -46,7 +46,7 @@ dataset: $(STAMP)
 	$(BIN)/lowlight synth --out out/dataset --views 200 --size 320x240 --seed 0
 
 bench: $(STAMP)
-	$(BIN)/lowlight bench synth --size 320x240 --views 40
+	$(BIN)/lowlight bench synth --size 320x240 --views 40 --out bench/results
 
 # The demo needs the runtime and ROS 2 wheels only: onnxruntime, rosbags, rclpy (no torch).
 $(DEMO_STAMP): setup.py
@@ -54,24 +54,26 @@ $(DEMO_STAMP): setup.py
 	$(BIN)/python -m pip install --progress-bar off -e '.[ros]'
 	touch $@
 
-# How models/lisu_small_procedural.onnx was made (CPU, ~25 minutes on 2 cores; see models/README.md):
-# the LISU runs of bench/training/seeds.sh (same data, seed 0), with 12 joint epochs instead of 4.
+# How models/lisu_small_procedural.onnx was made (CPU, ~25 minutes alone on 2 cores; see
+# models/README.md): 2,000 procedural views, 2 decomposition + 12 joint epochs, EMA, classes
+# balanced by median frequency. It writes out/demo_model/ only; shipping the result is a
+# deliberate copy: cp out/demo_model/lisu_small_procedural.onnx models/
 demo-model: $(STAMP)
 	rm -rf out/demo_model
 	$(BIN)/lowlight synth --out out/demo_model/data --views 2000 --size 160x120 --seed 11
 	$(BIN)/lowlight train --config lisu_small_cpu --set data.kind=llrgbd-real \
 	    --data out/demo_model/data --set data.size=[160,112] --set data.workers=1 \
 	    --set "data.options={}" --set decomp_epochs=2 --set epochs=12 \
-	    --out out/demo_model/run
+	    --set loss.class_weights=median-frequency --out out/demo_model/run
 	$(BIN)/lowlight export --checkpoint out/demo_model/run/best.pt \
-	    --out models/lisu_small_procedural.onnx --camera-size 320x240 --net-size 160x112
+	    --out out/demo_model/lisu_small_procedural.onnx --camera-size 320x240 --net-size 160x112
 
 # torch==2.13.0 first: that pin resolves to the local CPU build, and the `train` extra's
 # range is then already satisfied (no CUDA wheels are pulled).
 $(STAMP): setup.py
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --progress-bar off torch==2.13.0
-	$(BIN)/python -m pip install --progress-bar off -e '.[train,ros,test]'
+	$(BIN)/python -m pip install --progress-bar off -e '.[train,ros,test,realsense]'
 	touch $@ $(DEMO_STAMP)
 
 clean-venv:

@@ -69,12 +69,13 @@ setup(
         # TensorRT's first CUDA 13 wheels are 10.13.
         "tensorrt-cu12": ["tensorrt-cu12>=10,<11", "cuda-python>=12.6,<13"],
         "tensorrt-cu13": ["tensorrt-cu13>=10.13,<11", "cuda-python>=13,<14"],
+        # `lowlight capture` (D435i): the pyrealsense2 wheel links libusb-1.0 without shipping
+        # it; libusb-package provides one (Debian's libusb-1.0-0 serves as well)
+        "realsense": ["pyrealsense2>=2.54", "libusb-package>=1.0.26"],
         "test": [
             "pytest>=8",
             "ruff>=0.6",
-            "colcon-core",
-            "colcon-ros",
-            "colcon-python-setup-py",
+            "colcon-common-extensions",  # what ROS users have: --packages-select, setup.bash
             "ros-ament-package",
         ],
     },

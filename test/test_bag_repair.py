@@ -150,22 +150,23 @@ def test_storage_can_change_and_a_complete_bag_is_copied_whole(recorded, tmp_pat
 
 def test_bag_repair_cli(recorded, tmp_path, capsys):
     cut = _cut(recorded["mcap"], 0.6, tmp_path / "cut")
-    assert main(["bag", "info", str(cut)]) == 0
-    assert "lowlight bag repair" in capsys.readouterr().out  # the hint where the user looks
+    assert main(["bag", "info", "--bag", str(cut)]) == 0
+    assert "lowlight bag repair --bag" in capsys.readouterr().out  # the hint where the user looks
     out = tmp_path / "fixed"
-    assert main(["bag", "repair", str(cut), str(out)]) == 0
+    assert main(["bag", "repair", "--bag", str(cut), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert f"to {out} (mcap)" in printed and "the source was incomplete" in printed
     assert f"ros2 bag play {out}" in printed
-    assert main(["bag", "info", str(out)]) == 0
+    assert main(["bag", "info", "--bag", str(out)]) == 0
     assert "CUT SHORT" not in capsys.readouterr().out
     # refusals: one line, exit 2, nothing overwritten
-    assert main(["bag", "repair", str(cut), str(out)]) == 2
+    assert main(["bag", "repair", "--bag", str(cut), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("lowlight bag: error:") and "already exists" in err and "\n" not in err
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "junk.mcap").write_bytes(b"not an mcap at all")
-    assert main(["bag", "repair", str(tmp_path / "junk"), str(tmp_path / "x")]) == 2
+    assert main(["bag", "repair", "--bag", str(tmp_path / "junk"),
+                 "--out", str(tmp_path / "x")]) == 2
     assert "MCAP magic" in capsys.readouterr().err and not (tmp_path / "x").exists()
     with pytest.raises(BagError, match="unknown storage"):
         repair_bag(cut, tmp_path / "y", storage="bag")

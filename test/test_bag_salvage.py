@@ -186,7 +186,7 @@ def test_eval_and_bag_info_say_the_bag_was_cut_short(written, tmp_path, capsys, 
     assert "cut short" in metrics["incomplete_reason"]
     assert "cut short" in json.loads((out / "metrics.json").read_text())["incomplete_reason"]
     assert "cut short" in (out / "report.md").read_text()
-    assert main(["bag", "info", str(cut)]) == 0
+    assert main(["bag", "info", "--bag", str(cut)]) == 0
     printed = capsys.readouterr().out
     assert "CUT SHORT" in printed and "cut short after" in printed
 

@@ -271,7 +271,7 @@ def test_recorded_predictions_pair_by_stamp_even_when_late(tmp_path, samples):
     stats = ReadStats()
     frames = list(iter_frames(tmp_path / "bag", predictions_topic=PRED_TOPIC, stats=stats))
     assert [f.index for f in frames] == [0, 1, 3]
-    assert stats.skipped == {"no prediction": 1}
+    assert stats.skipped == {"no prediction within 2 s": 1}  # PAIR_WINDOW_NS of bag time
     for frame in frames:
         np.testing.assert_array_equal(frame.prediction, samples[frame.index].label[::-1])
 
@@ -360,6 +360,9 @@ def test_existing_output_is_refused_and_failed_writes_leave_nothing(tmp_path, sa
         write_bag(samples[:1], tmp_path / "x", storage="bag", progress=False)
     with pytest.raises(BagError, match="fps"):
         write_bag(samples[:1], tmp_path / "x", fps=0, progress=False)
+    with pytest.raises(BagError, match="stamped after 2038"):  # int32 seconds, not struct.error
+        write_bag(samples[:2], tmp_path / "x", fps=1e-12, progress=False)
+    assert not (tmp_path / "x").exists()
     bad = [samples[0], type(samples[1])(name="odd", low=samples[1].low,
                                         depth=samples[1].depth.astype(np.float32))]
     with pytest.raises(BagError, match="odd: depth"):
@@ -386,7 +389,7 @@ def test_cli_write_and_info_end_to_end(tmp_path, capsys):
     assert len(frames) == 2 and frames[1].stamp_ns - frames[0].stamp_ns == 100_000_000
     assert bag_topics(bag)[NORMAL_TOPIC] == ("sensor_msgs/msg/Image", 2)
 
-    assert main(["bag", "info", str(bag)]) == 0
+    assert main(["bag", "info", "--bag", str(bag)]) == 0
     out = capsys.readouterr().out
     assert "sqlite3" in out and "0.10 s" in out
     assert all(topic in out for topic in (COLOR_TOPIC, DEPTH_TOPIC, GT_TOPIC, NORMAL_TOPIC))
@@ -405,7 +408,7 @@ def test_cli_write_and_info_end_to_end(tmp_path, capsys):
         (["write", "--kind", "procedural", "--out", "OUT", "--max-frames", "0"], "max-frames"),
         (["write", "--kind", "procedural", "--out", "TAKEN", "--max-frames", "1"], "exists"),
         (["write", "--kind", "bogus", "--out", "OUT"], "invalid choice"),
-        (["info", "MISSING"], "bag not found"),
+        (["info", "--bag", "MISSING"], "bag not found"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, words):

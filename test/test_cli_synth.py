@@ -12,9 +12,9 @@ import yaml
 
 from lowlight_perception.data import layout
 from lowlight_perception.data.datasets import LLRGBDReal
+from lowlight_perception.data.synth import plan_views
 from lowlight_perception.data.synthetic import random_view
 from lowlight_perception.tools.cli import main
-from lowlight_perception.tools.synth import plan_views
 
 
 def _lowlight(*args: str) -> subprocess.CompletedProcess:
@@ -108,7 +108,7 @@ def test_plan_views_splits():
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--views", "0"], "--views must be at least 1"),
+        (["--views", "0"], "views must be at least 1"),
         (["--val-fraction", "1.5"], "--val-fraction"),
         (["--size", "64by48"], "size must look like 640x480"),
     ],
@@ -128,8 +128,12 @@ def test_synth_refuses_to_overwrite_a_dataset(tmp_path):
     result = _lowlight("synth", "--out", str(out), "--views", "1", "--size", "32x24")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        f"lowlight synth: error: {out} already holds a dataset; choose another --out or delete it"
+        f"lowlight synth: error: {out} already holds a dataset; "
+        "choose another output directory or delete it"
     ]
+    result = _lowlight("synth", "--out", str(tmp_path / "neg"), "--views", "1", "--seed", "-1")
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        "lowlight synth: error: seed must be a non-negative integer, got -1"]
     not_a_dir = tmp_path / "file"
     not_a_dir.write_text("x")
     result = _lowlight("synth", "--out", str(not_a_dir), "--views", "1", "--size", "32x24")

@@ -193,7 +193,7 @@ def test_random_init_is_deterministic():
 
 def test_cli_random_init_export_end_to_end(tmp_path, capsys):
     out = tmp_path / "m.onnx"
-    argv = ["export", "--random-init", "--model", "lisu-tiny", "--out", str(out),
+    argv = ["export", "--random-init", "--arch", "lisu-tiny", "--out", str(out),
             "--camera-size", "160x120", "--net-size", "96x64", "--upsample", "logits",
             "--frames", "1"]  # fmt: skip
     assert main(argv) == 0
@@ -232,7 +232,7 @@ def test_cli_missing_checkpoint_is_one_line_exit_2(tmp_path, capsys):
 
 def test_cli_net_size_not_multiple_of_16_is_a_clear_error(tmp_path, capsys):
     out = tmp_path / "m.onnx"
-    argv = ["export", "--random-init", "--model", "lisu-tiny", "--out", str(out),
+    argv = ["export", "--random-init", "--arch", "lisu-tiny", "--out", str(out),
             "--camera-size", "160x120", "--net-size", "100x64"]  # fmt: skip
     err = _one_line_error(capsys, argv)
     assert "multiples of 16" in err and "96x64" in err

@@ -36,12 +36,15 @@ SKIP = shutil.ignore_patterns(
 # launch; launch_ros; rclpy) and rosdep keys of rosdep/python.yaml (python3-numpy l.5923,
 # python3-yaml l.9553, python3-pil l.6405, python3-tqdm l.9009, python3-matplotlib l.5437,
 # python3-pytest l.7446, python3-onnxruntime-pip l.6056 and python3-rosbags-pip l.7996, both
-# "ubuntu: pip: packages: [...]": no apt package exists for either).
+# "ubuntu: pip: packages: [...]": no apt package exists for either; python3-pyrealsense2-pip
+# l.7175, "'*': pip: packages: [pyrealsense2]") and of rosdep/base.yaml (libusb-1.0 l.7590:
+# ubuntu/debian libusb-1.0-0; not "libusb", which is libusb 0.1).
 ROSDISTRO_KEYS = {
     "rclpy", "rcl_interfaces", "std_msgs", "sensor_msgs", "diagnostic_msgs",
     "visualization_msgs", "lifecycle_msgs", "vision_msgs", "ament_index_python", "launch",
     "launch_ros", "python3-numpy", "python3-yaml", "python3-pil", "python3-tqdm",
     "python3-matplotlib", "python3-pytest", "python3-onnxruntime-pip", "python3-rosbags-pip",
+    "python3-pyrealsense2-pip", "libusb-1.0",
 }  # fmt: skip
 # Python module -> the key that installs it (the runtime only: torch, onnx, h5py, tensorrt
 # and cuda are the pip extras for training and GPUs, documented in the README)
@@ -53,8 +56,10 @@ MODULE_KEYS = {
     "numpy": "python3-numpy", "yaml": "python3-yaml", "PIL": "python3-pil",
     "tqdm": "python3-tqdm", "matplotlib": "python3-matplotlib",
     "onnxruntime": "python3-onnxruntime-pip", "rosbags": "python3-rosbags-pip",
+    "pyrealsense2": "python3-pyrealsense2-pip",
 }  # fmt: skip
-PIP_EXTRAS_ONLY = {"torch", "onnx", "h5py", "tensorrt", "cuda"}
+# libusb_package: the pip stand-in for the libusb-1.0 key (the realsense extra)
+PIP_EXTRAS_ONLY = {"torch", "onnx", "h5py", "tensorrt", "cuda", "libusb_package"}
 
 
 def _imported_modules() -> set[str]:
@@ -124,8 +129,8 @@ def installed(tmp_path_factory):
     shutil.copytree(REPO, ws / "src" / "lowlight_perception", ignore=SKIP)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     env.pop("LOWLIGHT_SHARE_DIR", None)
-    build = subprocess.run(
-        [str(colcon), "build", "--base-paths", "src"],
+    build = subprocess.run(  # the README's "In a ROS 2 workspace" commands, as written
+        [str(colcon), "build", "--packages-select", "lowlight_perception"],
         cwd=ws,
         env=env,
         capture_output=True,
@@ -160,7 +165,7 @@ def test_colcon_build_installs_a_runnable_lowlight(installed, tmp_path):
     work = tmp_path / "elsewhere"
     work.mkdir()
     script = (
-        f". {ws / 'install' / 'setup.sh'} && {exe} --version && {exe} --help"
+        f"source {ws / 'install' / 'setup.bash'} && {exe} --version && {exe} --help"
         f" && {exe} synth --out ds --views 2 --size 32x24 --workers 1"
     )
     run = subprocess.run(

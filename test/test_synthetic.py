@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from itertools import pairwise
 
@@ -10,7 +11,7 @@ import pytest
 
 from lowlight_perception.camera import Intrinsics
 from lowlight_perception.classes import load_classes
-from lowlight_perception.data import synthetic
+from lowlight_perception.data import raycast, scene, synthetic
 
 
 def test_view_has_full_ground_truth_with_contract_dtypes(small_camera):
@@ -46,9 +47,9 @@ def test_low_light_views_are_dark_and_noisy(small_camera):
     assert low < 0.1 * normal, f"low {low:.1f} is not a small fraction of normal {normal:.1f}"
     # noise: same scene rendered noise-free differs, relatively far more in the dark view
     rng = np.random.default_rng(0)
-    size = synthetic.room_size(rng)
-    room = synthetic.generate_room(rng, size, keep_free=np.array([[1.5, 1.5]]))
-    pose = synthetic.Pose(np.array([1.5, 1.5, 1.2]), np.array([1.0, 1.0, -0.2]))
+    size = scene.room_size(rng)
+    room = scene.generate_room(rng, size, keep_free=np.array([[1.5, 1.5]]))
+    pose = raycast.Pose(np.array([1.5, 1.5, 1.2]), np.array([1.0, 1.0, -0.2]))
     noisy = synthetic.render(room, pose, small_camera, np.random.default_rng(1))
     clean = synthetic.render(room, pose, small_camera, np.random.default_rng(1), noise=False)
     d_low = noisy.low.astype(float) - clean.low
@@ -60,14 +61,20 @@ def test_low_light_views_are_dark_and_noisy(small_camera):
 
 
 def test_noise_free_images_follow_retinex_model(small_camera):
-    """image = albedo x shading, except specular hot spots and clipping."""
+    """image = albedo x shading (x the LED's colour in the dark view), except specular hot spots
+    and clipping; beam and vignetting are part of the shading. No motion blur here: a streak
+    mixes neighbouring pixels."""
     rng = np.random.default_rng(3)
-    size = synthetic.room_size(rng)
-    room = synthetic.generate_room(rng, size, keep_free=np.array([[2.0, 2.0]]))
-    pose = synthetic.Pose(np.array([2.0, 2.0, 1.3]), np.array([-1.0, 0.4, -0.3]))
-    s = synthetic.render(room, pose, small_camera, np.random.default_rng(0), noise=False)
-    for image, shading in ((s.low, s.shading_low), (s.normal, s.shading_normal)):
-        model = s.albedo.astype(float) / 255 * shading[..., None] * 255
+    size = scene.room_size(rng)
+    room = scene.generate_room(rng, size, keep_free=np.array([[2.0, 2.0]]))
+    pose = raycast.Pose(np.array([2.0, 2.0, 1.3]), np.array([-1.0, 0.4, -0.3]))
+    warm = synthetic.LowLight(led_warmth=(0.8, 0.8), motion_blur=(0.0, 0.0))
+    s = synthetic.render(room, pose, small_camera, np.random.default_rng(0), noise=False, low=warm)
+    for image, shading, tint in (
+        (s.low, s.shading_low, synthetic.led_tint(0.8)),
+        (s.normal, s.shading_normal, np.ones(3)),
+    ):
+        model = s.albedo.astype(float) / 255 * shading[..., None] * tint * 255
         diffuse = (image < 250).all(axis=2)
         err = np.abs(image.astype(float) - np.minimum(model, 255))[diffuse]
         # specular adds light (never removes): the bulk of pixels match to quantisation
@@ -90,9 +97,9 @@ def test_glossy_classes_get_clipped_hot_spots_in_the_dark():
 def test_depth_is_z_in_millimetres_matching_the_geometry(small_camera):
     """Floor pixels back-projected from depth through the pose land at world height 0."""
     rng = np.random.default_rng(11)
-    size = synthetic.room_size(rng)
-    room = synthetic.generate_room(rng, size, keep_free=np.array([[2.0, 2.0]]))
-    pose = synthetic.Pose(np.array([2.0, 2.0, 1.1]), np.array([1.0, 0.3, -0.6]))
+    size = scene.room_size(rng)
+    room = scene.generate_room(rng, size, keep_free=np.array([[2.0, 2.0]]))
+    pose = raycast.Pose(np.array([2.0, 2.0, 1.1]), np.array([1.0, 0.3, -0.6]))
     s = synthetic.render(room, pose, small_camera, np.random.default_rng(0))
     floor = (s.label == load_classes().index("floor")) & (s.depth > 0)
     assert floor.sum() > 100
@@ -153,18 +160,18 @@ def test_sequence_is_smooth_and_never_inside_furniture(small_camera):
 def test_rotated_box_is_hit_on_its_surface_with_outward_normals(small_camera):
     """Back-projected pixels of a yawed box lie on its surface; shading matches its normals."""
     rng = np.random.default_rng(0)
-    room = synthetic.generate_room(rng, np.array([6.0, 6.0, 2.8]))
+    room = scene.generate_room(rng, np.array([6.0, 6.0, 2.8]))
     room.primitives = [
-        synthetic.Primitive(
+        scene.Primitive(
             "box",
             np.array([4.0, 3.0, 0.6]),
             np.array([0.5, 0.3, 0.6]),
             0.6,
             6,
-            synthetic.Material("plain", np.full(3, 0.5, np.float32), np.full(3, 0.3, np.float32)),
+            scene.Material("plain", np.full(3, 0.5, np.float32), np.full(3, 0.3, np.float32)),
         )
     ]
-    pose = synthetic.Pose(np.array([1.5, 2.6, 1.0]), np.array([1.0, 0.15, -0.2]))
+    pose = raycast.Pose(np.array([1.5, 2.6, 1.0]), np.array([1.0, 0.15, -0.2]))
     s = synthetic.render(room, pose, small_camera, np.random.default_rng(0), noise=False)
     mask = s.label == 6
     assert mask.sum() > 200
@@ -204,3 +211,52 @@ def test_the_dim_noisy_domain_is_the_same_scene_with_a_third_of_the_led():
     ratio = np.mean([b.low.mean() for b in dim]) / np.mean([a.low.mean() for a in led])
     assert 0.2 < ratio < 0.7
     assert LOW_LIGHT_DOMAINS["led"] == LOW_LIGHT_DOMAINS["led"].__class__()  # the default
+
+
+def test_led_colour_beam_vignetting_and_motion_blur_change_the_dark_view(small_camera):
+    """What differs between robots and lenses, each isolated on one noise-free view."""
+    rng = np.random.default_rng(5)
+    size = scene.room_size(rng)
+    room = scene.generate_room(rng, size, keep_free=np.array([[2.0, 2.0]]))
+    pose = raycast.Pose(np.array([2.0, 2.0, 1.2]), np.array([1.0, 0.3, -0.2]))
+    plain = {"led_gain": (0.3, 0.3), "led_warmth": (0.0, 0.0), "beam_exponent": (0.0, 0.0),
+             "vignetting": (0.0, 0.0), "motion_blur": (0.0, 0.0)}
+
+    def dark(**change):
+        low = synthetic.LowLight(**{**plain, **change})
+        return synthetic.render(room, pose, small_camera, np.random.default_rng(0),
+                                noise=False, low=low)
+
+    base = dark()
+    # warm LED: red up, blue down, against the neutral one on the same pixels
+    warm = dark(led_warmth=(1.0, 1.0)).low.astype(float).reshape(-1, 3).sum(0)
+    ratio = warm / base.low.astype(float).reshape(-1, 3).sum(0)
+    assert ratio[0] > 1.05 and ratio[2] < 0.85
+    # beam and vignetting darken the corners, not the centre (the principal point)
+    h, w = base.label.shape
+    for change in ({"beam_exponent": (3.0, 3.0)}, {"vignetting": (0.4, 0.4)}):
+        falloff = dark(**change).shading_low / base.shading_low
+        assert falloff[h // 2, w // 2] == pytest.approx(1.0, abs=0.01)
+        assert falloff[0, 0] < 0.8 and falloff[-1, -1] < 0.8
+    vig = dark(vignetting=(0.4, 0.4))
+    corner_over_centre = lambda s: s[0, 0] / s[h // 2, w // 2]  # noqa: E731 (auto-exposed)
+    assert corner_over_centre(vig.shading_normal) / corner_over_centre(base.shading_normal) == (
+        pytest.approx(0.6, rel=0.02)), "one lens: both views"
+    # a horizontal streak smooths along x only; labels and depth stay sharp
+    streak = synthetic.motion_blur(np.eye(9, dtype=np.float32)[..., None], 4.0, 0.0)[..., 0]
+    assert streak[4, 2:7] == pytest.approx(np.full(5, 0.2)) and streak[4].sum() == pytest.approx(1)
+    bright = {"led_gain": (1.5, 1.5)}  # far above quantisation, so the streak shows
+    sharp, blurred = dark(**bright), dark(**bright, motion_blur=(0.03, 0.03))
+    edges = lambda img: sum(np.abs(np.diff(img.astype(float), axis=a)).mean() for a in (0, 1))  # noqa: E731
+    assert edges(blurred.low) < 0.9 * edges(sharp.low)  # 0.86 here; 1.0 unblurred
+    assert np.array_equal(blurred.label, base.label) and np.array_equal(blurred.depth, base.depth)
+    assert np.array_equal(blurred.normal, base.normal)
+
+
+def test_a_sequence_keeps_its_camera_settings_fixed():
+    """A robot's LED, lens and exposure do not change between frames: one draw per sequence."""
+    settings = synthetic.LowLight().fixed(np.random.default_rng(3))
+    for f in dataclasses.fields(settings):
+        lo, hi = getattr(settings, f.name)
+        low, high = getattr(synthetic.LowLight(), f.name)
+        assert lo == hi and low <= lo <= high, f.name

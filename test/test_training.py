@@ -27,8 +27,10 @@ from lowlight_perception.training.loop import (
     TrainStep,
     collate_tensors,
     evaluate,
+    label_frequencies,
     majority_baseline,
     make_loader,
+    median_frequency_weights,
     poly_schedule,
     resolve_device,
     restore_scaler,
@@ -168,6 +170,36 @@ def test_checkpoints_and_exports_say_what_they_were_trained_on(tmp_path):
     assert (out / "best.pt").stat().st_size < (out / "last.pt").stat().st_size
 
 
+def test_median_frequency_weights_favour_rare_classes_and_are_capped():
+    # class 1 fills whole images, 2 a tenth of the images it is in, 3 a thousandth; 4 unseen
+    pixels = np.array([50, 1000, 100, 1, 0, 500])
+    present_in = np.array([1000, 1000, 1000, 1000, 0, 1000])
+    w = median_frequency_weights(pixels, present_in)
+    freq = pixels[[1, 2, 3, 5]] / 1000
+    assert w[0] == 1.0 and w[4] == 1.0, "void and unseen classes keep weight 1"
+    assert w[1] == pytest.approx(np.median(freq) / 1.0) and w[2] == pytest.approx(3.0)
+    assert w[3] == 10.0, "capped"
+    assert w[1] < w[5] < w[2] < w[3]
+
+
+def test_class_weights_are_measured_on_the_training_labels_and_recorded(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _train(out, "--set", "loss.class_weights=median-frequency") == 0
+    logged = capsys.readouterr().out
+    assert "class weights (median frequency): bed " in logged
+    config = load_config("lisu_small_cpu", assignments=SETS)
+    loader = make_loader(config, "train", CPU, shuffle=False)
+    expected = median_frequency_weights(*label_frequencies(loader, CPU))
+    recorded = read_checkpoint(out / "best.pt")["provenance"]["class_weights"]
+    assert recorded == pytest.approx(expected, abs=1e-4) and len(set(recorded)) > 2
+    # the weights reach the loss: the same batch scores differently without them
+    model = load_model(out / "best.pt")[0].eval()
+    batch = to_tensors(collate_tensors([loader.dataset[0], loader.dataset[1]]), CPU.device)
+    weighted = TrainStep(model, "joint", config, torch.tensor(expected, dtype=torch.float32))
+    with torch.no_grad():
+        assert weighted(batch)[1]["seg"] != TrainStep(model, "joint", config)(batch)[1]["seg"]
+
+
 def test_runs_without_out_get_a_directory_each_and_best_pt_is_not_resumable(
     tmp_path, monkeypatch, capsys
 ):
@@ -255,6 +287,7 @@ def test_seg_only_model_trains_the_joint_stage_only(tmp_path):
         ({"stage": "both"}, "stage must be one of"),
         ({"loss": {"depth_weight": 0.5}}, "depth_head"),
         ({"device": "cuda1"}, "device must be auto, cpu or cuda[:N], got 'cuda1'"),
+        ({"loss": {"class_weights": "inverse"}}, "loss.class_weights must be null or one of"),
     ],
 )
 def test_bad_config_fails_before_training(overrides, message):
@@ -270,7 +303,11 @@ def test_cli_config_error_is_one_line(tmp_path, capsys):
         == 2
     )
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["lowlight train: error: batch_size must be a non-negative integer, got 0"]
+    assert err == ["lowlight train: error: batch_size must be a positive integer, got 0"]
+    # a value that is not YAML: one line naming the override
+    assert main(["train", "--set", "data.size=[160,", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "override 'data.size=[160,': the value is not valid YAML" in err[0]
     # a dataset option the chosen kind does not take: one line, not a traceback
     data = tmp_path / "data"
     assert (
@@ -510,7 +547,7 @@ def test_bench_seeds_compares_finished_runs_per_model_and_paired_by_seed(tmp_pat
         assert _train(out, *extra) == 0
     last = {key: json.loads((out / "metrics.json").read_text())[-1] for key, out in runs.items()}
     assert main(["bench", "seeds", "--runs", *map(str, runs.values()), "--reference",
-                 "lisu-tiny", "--out-dir", str(tmp_path / "res")]) == 0
+                 "lisu-tiny", "--out", str(tmp_path / "res")]) == 0
     result = json.loads((tmp_path / "res" / "training_seeds.json").read_text())
     tiny, seg = result["models"]  # the reference first
     values = [round(last[("lisu-tiny", s)]["mIoU"], 4) for s in (0, 1)]  # as read_run keeps
@@ -527,6 +564,20 @@ def test_bench_seeds_compares_finished_runs_per_model_and_paired_by_seed(tmp_pat
 
 
 def test_bench_seeds_refuses_a_directory_that_is_not_a_run(tmp_path, capsys):
-    assert main(["bench", "seeds", "--runs", str(tmp_path), "--out-dir", str(tmp_path)]) != 0
+    assert main(["bench", "seeds", "--runs", str(tmp_path), "--out", str(tmp_path)]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not a finished training run" in err[0]
+
+
+@pytest.mark.parametrize("status, expected", [("", "abc1234"), (" M lowlight_perception/x.py",
+                                                                 "abc1234+dirty")])
+def test_provenance_commit_says_when_the_code_was_not_that_commit(tmp_path, monkeypatch,
+                                                                   status, expected):
+    from lowlight_perception.training.loop import _git_commit
+
+    fake = tmp_path / "git"  # answers like git: rev-parse, then status --porcelain
+    fake.write_text('#!/bin/sh\ncase "$1" in rev-parse) echo abc1234;; status) printf "%s" '
+                    f'"{status}";; esac\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    assert _git_commit() == expected

@@ -3,7 +3,7 @@
 # cores of this project's CI-class machine. From the repository root, with the venv's `lowlight`:
 #
 #   bash bench/training/seeds.sh            # SEEDS="0 1 2" OUT=out/seeds by default
-#   lowlight bench seeds --runs out/seeds --name training_seeds   # the table, bench/results/
+#   lowlight bench seeds --runs out/seeds/*-seed* --out bench/results   # the table
 #
 # One procedural set (2,000 views at 160x120, data seed 11: 1,800 train / 200 val random views),
 # trained at 160x112, width 0.25 for all three; 2 decomposition epochs (LISU, LISU-semi only: LISU-seg

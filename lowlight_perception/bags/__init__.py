@@ -45,7 +45,7 @@ Modules: :mod:`.messages` (typestore, message construction), :mod:`.write`, :mod
 
 from ..errors import BagError
 from ..topics import FRAME_ID, GT_TOPIC, NORMAL_TOPIC
-from .frames import PAIR_TOLERANCE_NS, PAIR_WINDOW_NS, BagFrame, ReadStats, iter_frames
+from .frames import PAIR_TOLERANCE_NS, PAIR_WINDOW_NS, ReadStats, iter_frames
 from .messages import (
     COMPRESSED_TYPE,
     IMAGE_TYPE,
@@ -80,7 +80,6 @@ __all__ = [
     "STORAGES",
     "T0_NS",
     "BagError",
-    "BagFrame",
     "BagInfo",
     "BagSummary",
     "ReadStats",

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from ..camera import Intrinsics
 from ..errors import BagError, one_line
+from ..frame import Frame
 from ..imagemsg import (
     DEPTH_MM_ENCODINGS,
     ENCODINGS,
@@ -45,33 +45,6 @@ PAIR_TOLERANCE_NS = 1_000_000
 PAIR_WINDOW_NS = 2_000_000_000
 """How long (bag time) a colour frame waits for its partners, e.g. predictions recorded from a
 node that answered late. Bounds the frames held in memory."""
-
-
-@dataclass
-class BagFrame:
-    """One colour frame of a bag with its partners.
-
-    Arrays are views over the bag's message buffers where no conversion was needed (they may
-    be read-only); copy before writing into them.
-
-    Attributes:
-        stamp_ns: header stamp of the colour frame, in nanoseconds.
-        rgb: (H, W, 3) uint8 RGB, C-contiguous (bgr8/rgba8/bgra8 converted).
-        depth_mm: (H, W) uint16 millimetres, 0 = invalid (32FC1 metres converted), or None.
-        label: (H, W) uint8 ground-truth class ids, or None.
-        prediction: (H, W) uint8 class ids recorded on ``predictions_topic``, or None.
-        intrinsics: from the camera_info of the same stamp, else the latest one; or None.
-        index: position of the colour message among the bag's colour messages (0-based,
-            counting skipped ones, so it names the same frame in every run).
-    """
-
-    stamp_ns: int
-    rgb: np.ndarray
-    depth_mm: np.ndarray | None
-    label: np.ndarray | None
-    prediction: np.ndarray | None
-    intrinsics: Intrinsics | None
-    index: int
 
 
 @dataclass
@@ -213,7 +186,7 @@ class _Pairer:
                 return
         self.stores[role][stamp] = (t_ns, msg)
 
-    def ready(self, now_ns: int | None) -> Iterator[BagFrame]:
+    def ready(self, now_ns: int | None) -> Iterator[Frame]:
         """Frames whose partners are all there or whose wait is over (all with ``None``)."""
         while self.pending:
             frame = self.pending[0]
@@ -229,7 +202,7 @@ class _Pairer:
                 for stamp in [s for s, (t, _) in store.items() if now_ns - t > PAIR_WINDOW_NS]:
                     del store[stamp]
 
-    def _finish(self, frame: _Pending) -> BagFrame | None:
+    def _finish(self, frame: _Pending) -> Frame | None:
         shape = frame.rgb.shape[:2]
         label = None
         if "gt" in frame.partners:
@@ -246,7 +219,7 @@ class _Pairer:
         prediction = None
         if "pred" in self.roles:
             if "pred" not in frame.partners:
-                self.stats.skip("no prediction")
+                self.stats.skip(f"no prediction within {PAIR_WINDOW_NS // 10**9} s")
                 return None
             prediction = _labels(frame.partners["pred"], shape, "prediction")
             if isinstance(prediction, str):
@@ -263,8 +236,8 @@ class _Pairer:
             except CameraInfoError as err:
                 self.stats.warn(f"bad camera_info: {err}")
         self.stats.frames_yielded += 1
-        return BagFrame(
-            frame.stamp_ns, frame.rgb, depth, label, prediction, intrinsics, frame.index
+        return Frame(
+            frame.index, frame.rgb, label, depth, prediction, frame.stamp_ns, intrinsics
         )
 
 
@@ -299,7 +272,7 @@ def iter_frames(
     predictions_topic: str | None = None,
     require_gt: bool = True,
     stats: ReadStats | None = None,
-) -> Iterator[BagFrame]:
+) -> Iterator[Frame]:
     """The colour frames of a bag, each with its depth, ground truth, prediction and intrinsics.
 
     The bag is opened and its topics checked at once (so errors come before any work); the
@@ -324,7 +297,7 @@ def iter_frames(
         stats: filled as frames are read.
 
     Returns:
-        An iterator of :class:`BagFrame`.
+        An iterator of :class:`Frame`.
 
     Raises:
         BagError: missing path, not a rosbag2 directory, unreadable metadata or storage,
@@ -354,7 +327,7 @@ def iter_frames(
 
 def _frames(
     path: Path, roles: dict[str, str], require_gt: bool, stats: ReadStats
-) -> Iterator[BagFrame]:
+) -> Iterator[Frame]:
     waiting_for = tuple(r for r in ("depth", "gt", "pred") if r in roles.values())
     pairer = _Pairer(waiting_for, require_gt, stats)
     try:

@@ -1,5 +1,5 @@
 """Opening a bag the one way every command does: rosbags' AnyReader, else salvage; and what
-``lowlight bag info`` shows of it."""
+``lowlight bag info --bag BAG`` shows of it."""
 
 from __future__ import annotations
 

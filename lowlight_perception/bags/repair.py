@@ -1,4 +1,4 @@
-"""``lowlight bag repair``: a clean bag of everything a damaged one still holds.
+"""``lowlight bag repair --bag BAG --out OUT``: a clean bag of everything a damaged one still holds.
 
 Why: a killed ``ros2 bag record`` or a drone that lost power leaves an .mcap without its footer
 and summary, or a .db3 cut mid-page, and no metadata.yaml; ``ros2 bag play`` refuses it. This

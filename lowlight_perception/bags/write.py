@@ -20,6 +20,8 @@ from ..topics import CAMERA_INFO_TOPIC, COLOR_TOPIC, DEPTH_TOPIC, GT_TOPIC, NORM
 from .messages import camera_info_message, header, image_message, typestore
 
 T0_NS = 1_700_000_000 * 1_000_000_000
+MAX_STAMP_NS = 2**31 * 1_000_000_000
+"""builtin_interfaces/Time holds int32 seconds: no stamp at or past 2**31 s can be written."""
 """Stamp of the first frame of a written bag: fixed, so the same data gives the same bag."""
 STORAGES = ("mcap", "sqlite3")
 ROSBAG2_VERSION = 8
@@ -200,6 +202,9 @@ def write_bag(
             tqdm(samples, total=total, desc="writing bag", unit="frame", disable=not progress)
         ):
             stamp = T0_NS + round(index * 1e9 / fps)
+            if stamp >= MAX_STAMP_NS:
+                raise BagError(f"frame {index} at {fps:g} fps would be stamped after 2038 "
+                               "(builtin_interfaces/Time's int32 seconds): raise --fps")
             for topic, msg in frame_messages(sample, stamp, include_normal, include_labels):
                 if topic not in connections:
                     connections[topic] = writer.add_connection(

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import os
 import re
-import struct
-import zlib
 from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -37,6 +35,7 @@ from ..config import load_yaml
 from ..errors import ConfigError, DatasetError
 from . import layout
 from .imageio import read_label, read_rgb, read_uint16
+from .mat5 import read_mat5
 from .sample import Sample
 from .transforms import ARRAY_FIELDS, resize_sample
 
@@ -169,7 +168,8 @@ class LLRGBDReal(_Dataset):
     """LLRGBD-real layout, also written by our procedural generator.
 
     ``{split}_rgb_l/`` (low light), ``{split}_rgb_h/`` (normal light) and ``{split}_lbl/``
-    (class-id PNGs) are required and paired by file stem. When present, ``{split}_depth/``
+    (class-id PNGs) are required and paired by file stem; an empty ``{split}_lbl/`` (a capture
+    not labelled yet) gives ``label`` None for every view. When present, ``{split}_depth/``
     (uint16 mm), ``{split}_albedo/`` (RGB), ``{split}_shading_l/`` and ``{split}_shading_h/``
     (uint16, value = shading x ``shading_scale``) fill the optional fields, and
     ``intrinsics.yaml`` at the root (width, height, fx, fy, cx, cy, shading_scale,
@@ -228,9 +228,13 @@ class LLRGBDReal(_Dataset):
         def beside(field: str, ext: str | None = None) -> Callable[[str], Path]:
             return lambda stem: self.dirs[field] / f"{stem}{ext or low[stem].suffix}"
 
+        # an empty label directory is an unlabelled capture (``lowlight capture``): label None
+        self.labelled = bool(files["label"])
+        if not self.labelled:
+            del files["label"]
         self.stems: list[str] = _pair(("low-light", low), [
             ("normal-light", files["normal"], beside("normal")),
-            ("label", files["label"], beside("label", ".png")),
+            *([("label", files["label"], beside("label", ".png"))] if self.labelled else []),
         ])
         # Optional ground truth: every view needs one; files of other names are ignored.
         for field, _ in self.OPTIONAL:
@@ -269,7 +273,7 @@ class LLRGBDReal(_Dataset):
         arrays: dict[str, np.ndarray | None] = {
             "low": read_rgb(paths["low"]),
             "normal": read_rgb(paths["normal"]),
-            "label": read_label(paths["label"]),
+            "label": read_label(paths["label"]) if self.labelled else None,
         }
         if "depth" in paths:
             arrays["depth"] = self._depth_mm(read_uint16(paths["depth"]))
@@ -281,7 +285,7 @@ class LLRGBDReal(_Dataset):
                 arrays[field] = raw / np.float32(self.shading_scale)
         _check_same_size(
             (paths["low"], arrays["low"]),
-            ((paths[f], arrays[f]) for f in arrays if f != "low"),
+            ((paths[f], arrays[f]) for f in arrays if f != "low" and arrays[f] is not None),
         )
         height, width = arrays["low"].shape[:2]
         intrinsics = self.intrinsics
@@ -402,60 +406,6 @@ def _nyu13_lut(path: str) -> np.ndarray:
     return lut
 
 
-def _read_mat5(path: Path) -> dict[str, np.ndarray]:
-    """Numeric arrays of a MATLAB v5/v7 .mat file (as ``splits.mat`` is), without scipy.
-
-    Supports uncompressed and zlib-compressed (``miCOMPRESSED``) real numeric matrices, which is
-    all the NYU split file holds; other variables are skipped.
-    """
-    data = path.read_bytes()
-    if len(data) < 128 or data[126:128] not in (b"IM", b"MI"):
-        raise DatasetError(f"{path} is not a MATLAB v5 .mat file")
-    endian = "<" if data[126:128] == b"IM" else ">"
-    dtypes = {1: "i1", 2: "u1", 3: "i2", 4: "u2", 5: "i4", 6: "u4", 7: "f4", 9: "f8",
-              12: "i8", 13: "u8"}
-
-    def elements(buffer: bytes, offset: int, end: int):
-        while offset + 8 <= end:
-            kind, nbytes = struct.unpack_from(endian + "II", buffer, offset)
-            if kind >> 16:  # small data element: 2-byte size, 2-byte type, 4 bytes of data
-                kind, nbytes = kind & 0xFFFF, kind >> 16
-                yield kind, buffer[offset + 4:offset + 4 + nbytes]
-                offset += 8
-                continue
-            yield kind, buffer[offset + 8:offset + 8 + nbytes]
-            offset += 8 + nbytes + (-nbytes % 8 if kind != 15 else 0)
-
-    out: dict[str, np.ndarray] = {}
-
-    def matrix(body: bytes) -> None:
-        parts = list(elements(body, 0, len(body)))
-        if len(parts) < 4:
-            return
-        flags = np.frombuffer(parts[0][1], endian + "u4")
-        mclass = int(flags[0]) & 0xFF
-        if not 6 <= mclass <= 15 or int(flags[0]) & 0x800:  # numeric, not complex
-            return
-        dims = np.frombuffer(parts[1][1], endian + dtypes[parts[1][0]])
-        name = parts[2][1].decode("ascii", "replace")
-        kind, raw = parts[3]
-        values = np.frombuffer(raw, endian + dtypes[kind]).astype(np.float64)
-        out[name] = values.reshape(tuple(int(d) for d in dims), order="F")
-
-    try:
-        for kind, body in elements(data, 128, len(data)):
-            if kind == 15:
-                inner = zlib.decompress(body)
-                for inner_kind, inner_body in elements(inner, 0, len(inner)):
-                    if inner_kind == 14:
-                        matrix(inner_body)
-            elif kind == 14:
-                matrix(body)
-    except (struct.error, zlib.error, ValueError, KeyError) as err:
-        raise DatasetError(f"cannot parse MATLAB file {path}: {err!r}") from err
-    return out
-
-
 def read_nyu_splits(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """The standard NYUv2 795/654 split as 0-based indices: ``{"train": ..., "test": ...}``.
 
@@ -480,7 +430,7 @@ def read_nyu_splits(path: str | os.PathLike) -> dict[str, np.ndarray]:
         with h5py.File(path, "r") as handle:
             arrays = {key: np.asarray(handle[key]) for key in keys if key in handle}
     else:
-        arrays = _read_mat5(path)
+        arrays = read_mat5(path)
     splits = {}
     for split, key in zip(("train", "test"), keys, strict=True):
         if arrays.get(key) is None:

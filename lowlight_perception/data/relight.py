@@ -153,10 +153,16 @@ def check_on_procedural(
     ratio of mean intensities, and the same errors with the TRUE albedo (shading model only),
     which separates the LED/normals model error from the albedo-estimation error.
     """
-    from .synthetic import LowLight, Pose, generate_room, render, room_size
+    from .raycast import Pose
+    from .scene import generate_room, room_size
+    from .synthetic import LowLight, render
 
     K = Intrinsics.d435i(*size)
-    fixed = LowLight(led_gain=(led_gain, led_gain), ambient=(0.0, 0.0))
+    # the LED model relight() inverts: no colour, beam, vignetting or blur of a real robot
+    fixed = LowLight(
+        led_gain=(led_gain, led_gain), ambient=(0.0, 0.0), led_warmth=(0.0, 0.0),
+        beam_exponent=(0.0, 0.0), vignetting=(0.0, 0.0), motion_blur=(0.0, 0.0),
+    )
     err_all, err_valid, err_model, ratio, means = [], [], [], [], []
     for i in range(views):
         rng = np.random.default_rng([seed, i])

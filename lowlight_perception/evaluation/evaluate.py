@@ -33,8 +33,10 @@ from ..classes import ClassSet, load_classes
 from ..data.degrade import DARKNESS_LEVELS, KINDS, LEVELS
 from ..data.degrade import degrade as apply_degradation
 from ..errors import LowlightError, stop_reason
+from ..frame import Frame
 from ..inference import FrameError, Result, Segmenter
 from ..inference.refine import RefineConfig
+from ..latency import p50_p99
 from . import report
 from .metrics import ConfusionMatrix, SegmentationMetrics
 from .restoration import RestorationScores
@@ -51,37 +53,6 @@ FRAME_FIELDS = ("index", "stamp_ns", "name", "mIoU", "OA", "pixels", "latency_ms
 
 class EvalError(LowlightError):
     """An evaluation cannot start: no model nor predictions, both, or a bad option."""
-
-
-@dataclass
-class EvalFrame:
-    """One frame to score; a dataset view here, ``bags.BagFrame`` from a bag (same fields).
-
-    Attributes:
-        index: position of the frame in its source.
-        rgb: (H, W, 3) uint8 RGB colour frame.
-        label: (H, W) uint8 ground-truth class ids (0 = void), None when there is none.
-        depth_mm: aligned depth, uint16 millimetres, or None.
-        prediction: (H, W) uint8 recorded prediction (``--predictions-topic``), or None.
-        stamp_ns: capture time in nanoseconds (bags), or None.
-        name: a readable name (dataset file stem), or "".
-        recorded: the node's other published images for this frame (reflectance, confidence)
-            as a Result, shown in the samples when scoring recorded predictions.
-        normal: (H, W, 3) uint8 normal-light twin (paired datasets), or None.
-        albedo: (H, W, 3) uint8 true reflectance (procedural views), or None; with ``normal``
-            the restored reflectance is scored (:mod:`.restoration`).
-    """
-
-    index: int
-    rgb: np.ndarray
-    label: np.ndarray | None
-    depth_mm: np.ndarray | None = None
-    prediction: np.ndarray | None = None
-    stamp_ns: int | None = None
-    name: str = ""
-    recorded: Result | None = None
-    normal: np.ndarray | None = None
-    albedo: np.ndarray | None = None
 
 
 # --------------------------------------------------------------------------- scoring one frame
@@ -109,7 +80,7 @@ def score_frame(
     The degradation, if any, is seeded by the frame index, so a run is repeatable.
 
     Args:
-        frame: an :class:`EvalFrame` or ``bags.BagFrame``.
+        frame: a :class:`~lowlight_perception.frame.Frame`.
         segmenter: the model; None scores ``frame.prediction`` instead.
         classes: the class list (void ignored).
         degrade: (kind, level) applied to the colour frame before ``segment()``.
@@ -206,13 +177,10 @@ class _Tally:
             doc["restoration"] = self.restoration.summary()
         if self.latency_ms:
             # the first call warms the runtime up (allocations, engine set-up): not counted
-            ms = np.array(self.latency_ms[1:] if len(self.latency_ms) > 1 else self.latency_ms)
-            doc["latency_ms"] = {
-                "p50": float(np.percentile(ms, 50)),
-                "p99": float(np.percentile(ms, 99)),
-                "mean": float(ms.mean()),
-                "frames": int(ms.size),
-            }
+            ms = self.latency_ms[1:] if len(self.latency_ms) > 1 else self.latency_ms
+            p50, p99 = p50_p99(ms)
+            doc["latency_ms"] = {"p50": p50, "p99": p99, "mean": float(np.mean(ms)),
+                                 "frames": len(ms)}
         doc.update(header)
         if header.get("refine") is not None:
             doc["refined_frames"] = self.refined
@@ -303,7 +271,7 @@ def evaluate(
     an exception is re-raised afterwards.
 
     Args:
-        frames: :class:`EvalFrame` or ``bags.BagFrame`` objects.
+        frames: :class:`~lowlight_perception.frame.Frame` objects.
         out: output directory (created; files of an earlier run are replaced).
         segmenter: the model; None scores each frame's recorded ``prediction``.
         classes: class names and palette; default: the segmenter's, else the project's.
@@ -531,12 +499,12 @@ def evaluate_bag(
             segmenter.close()
 
 
-def dataset_frames(dataset: Any, max_frames: int | None = None) -> Iterator[EvalFrame]:
-    """The views of a dataset as :class:`EvalFrame` (low-light image, label, depth)."""
+def dataset_frames(dataset: Any, max_frames: int | None = None) -> Iterator[Frame]:
+    """The views of a dataset as frames (low-light image, label, depth, twins)."""
     count = len(dataset) if max_frames is None else min(len(dataset), max_frames)
     for index in range(count):
         sample = dataset[index]
-        yield EvalFrame(index, sample.low, sample.label, sample.depth, name=sample.name,
+        yield Frame(index, sample.low, sample.label, sample.depth, name=sample.name,
                         normal=sample.normal, albedo=sample.albedo)
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from .. import atomic
 from ..classes import ClassSet
 
 PANEL_MIN_HEIGHT = 180
@@ -43,9 +43,7 @@ def _finite(value: Any) -> Any:
 
 def write_json(path: Path, doc: dict) -> None:
     """Write ``doc`` as JSON atomically (NaN as null), so a reader never sees a partial file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(_finite(doc), indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic.write_text(path, json.dumps(_finite(doc), indent=2) + "\n")
 
 
 class FrameLog:

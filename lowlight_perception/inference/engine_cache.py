@@ -38,7 +38,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -555,9 +554,9 @@ def _build(
 def _store(path: Path, plan: bytes, info: EngineInfo) -> str:
     """Write plan then sidecar (each atomically): "" or why it failed."""
     try:
-        write_atomic(path, plan)
+        atomic.write_bytes(path, plan)
         try:
-            write_atomic(sidecar_path(path), info.to_json().encode("utf-8"))
+            atomic.write_text(sidecar_path(path), info.to_json())
         except OSError:
             path.unlink(missing_ok=True)  # a plan without its sidecar is useless
             raise
@@ -619,25 +618,6 @@ def load_engine_file(
     if problem:
         raise BackendError(f"engine {engine} does not load: {problem}; rebuild it")
     return loaded, info
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same directory and
-    ``os.replace``, so readers see the old file or the whole new one, never a partial one.
-
-    Raises:
-        OSError: if the directory is not writable (no temporary file is left behind).
-    """
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        atomic.replace(tmp_name, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
 
 
 def _try_cached(

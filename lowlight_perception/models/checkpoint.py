@@ -8,10 +8,8 @@ else could run code.
 
 from __future__ import annotations
 
-import os
 import pickle
 import re
-import tempfile
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -69,16 +67,8 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, **extra: Any) -> N
         "palette": classes.palette.tolist(),
         **{key: plain(value, key) for key, value in extra.items()},
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic.writing(path) as tmp:
         torch.save(state, tmp)
-        atomic.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -29,8 +29,6 @@ at the camera size and at every size of :data:`CHECK_SIZES`, or the file is dele
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -46,6 +44,7 @@ from .. import __version__, atomic
 from ..camera import Intrinsics
 from ..classes import load_classes
 from ..errors import LowlightError
+from ..latency import p50_p99, seconds_to_ms
 from ..metadata import UPSAMPLE_MODES, ModelMetadata
 from . import tensorrt_rules
 
@@ -326,11 +325,7 @@ def export_onnx(
     fused = FusedGraph(model, net_size, upsample).eval()
     meta = build_metadata(model, camera_size, net_size, upsample, training)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=out.name + ".", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with atomic.writing(out) as tmp:
         write_graph(fused, tmp, meta, opset)
         parity = verify_onnx(tmp, fused, parity_frames(camera_size, frames))
         if not parity.passed:
@@ -339,9 +334,6 @@ def export_onnx(
                 f"{100 * parity.label_agreement:.3f} % < {100 * MIN_LABEL_AGREEMENT:.1f} % "
                 f"(confidence max diff {parity.confidence_max_diff} DN); {out} not written"
             )
-        atomic.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return ExportReport(
         path=out,
         metadata=meta,
@@ -468,7 +460,7 @@ def verify_onnx(path: str | Path, fused: FusedGraph, frames: list[np.ndarray]) -
         confidence_max_diff=diffs["confidence"],
         reflectance_max_diff=diffs.get("reflectance"),
         illumination_max_diff=diffs.get("illumination"),
-        ort_ms=1000.0 * float(np.median(times)),
+        ort_ms=p50_p99(seconds_to_ms(times))[0],
         sizes=tuple(dict.fromkeys((f.shape[1], f.shape[0]) for f in frames)),
     )
 

@@ -43,18 +43,18 @@ from ..errors import LowlightError
 from ..fastdds import apply_default_profile
 from ..inference.backend import CORE_OUTPUTS
 from ..inference.refine import RefineConfig
+from ..latency import p50_p99
 from ..topics import CAMERA_INFO_TOPIC, COLOR_TOPIC, DEPTH_TOPIC
 from .codecs import (
-    DEPTH_MM_ENCODINGS,
     CameraInfoError,
     CdrImage,
     ImageError,
     camera_info_to_intrinsics,
     depth_to_metres,
+    depth_view,
     distortion_warning,
     image_cdr,
     image_from_cdr,
-    image_to_numpy,
     rgb_view,
 )
 from .interface import (
@@ -454,12 +454,7 @@ class PerceptionNode(LifecycleNode):
 
     def _on_depth(self, msg: CdrImage) -> None:
         try:
-            if msg.encoding not in (*DEPTH_MM_ENCODINGS, "32FC1"):
-                raise ImageError(
-                    f"encoding {msg.encoding!r} is not depth; expected 16UC1, "
-                    "mono16 (mm) or 32FC1 (m)"
-                )
-            image_to_numpy(msg)  # validates size, step and length (a view, no copy)
+            depth_view(msg)  # validates encoding, size, step and length (a view, no copy)
         except ImageError as err:
             self._bad("depth", f"depth frame skipped: {err}")
             return
@@ -703,9 +698,9 @@ class PerceptionNode(LifecycleNode):
         }
         values.update({f"bad_{k}": str(v) for k, v in list(s.bad.items())})
         if s.latency:
-            values["latency_ms_p50"] = f"{np.percentile(list(s.latency), 50):.2f}"
+            values["latency_ms_p50"] = f"{p50_p99(list(s.latency))[0]:.2f}"
         for name, times in list(s.stages.items()):  # the worker adds to them meanwhile
-            values[f"{name}_ms_p50"] = f"{np.percentile(list(times), 50):.2f}"
+            values[f"{name}_ms_p50"] = f"{p50_p99(list(times))[0]:.2f}"
         if self.segmenter is not None:
             meta = self.segmenter.metadata
             status.hardware_id = self.segmenter.backend.device

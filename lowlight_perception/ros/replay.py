@@ -25,6 +25,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from ..bags import BagError, bag_dir, open_bag
 from ..errors import LowlightError
 from ..imagemsg import compressed_depth_to_numpy, compressed_rgb
+from ..latency import p50_p99
 from ..topics import (
     CAMERA_INFO_TOPIC,
     COLOR_TOPIC,
@@ -182,8 +183,8 @@ def summarize(client: LoopbackClient, sent: dict, rate: float) -> dict:
         "dropped": len(sent) - answered,
         "input_fps": _rate(list(sent.values())),
         "output_fps": _rate(answers),
-        "latency_ms_p50": round(float(np.percentile(latency, 50)), 2) if answered else None,
-        "latency_ms_p99": round(float(np.percentile(latency, 99)), 2) if answered else None,
+        "latency_ms_p50": p50_p99(latency)[0] if answered else None,
+        "latency_ms_p99": p50_p99(latency)[1] if answered else None,
     }
 
 

@@ -77,7 +77,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help=f"leave out {GT_TOPIC}: an unlabelled recording (for lowlight adapt)")
     w.set_defaults(run=run_write)
     i = verbs.add_parser("info", help="topics, counts and duration of a bag")
-    i.add_argument("bag", type=Path, help="bag directory (or a storage file in it)")
+    i.add_argument("--bag", type=Path, required=True,
+                   help="bag directory (or a storage file in it)")
     i.set_defaults(run=run_info)
     r = verbs.add_parser(
         "repair",
@@ -88,8 +89,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "`ros2 bag reindex` and `mcap recover` do. The new bag is rosbag2 format "
         f"{ROSBAG2_VERSION}, which Humble and Jazzy play.",
     )
-    r.add_argument("bag", type=Path, help="the damaged bag directory (or its storage file)")
-    r.add_argument("out", type=Path, help="bag directory to create")
+    r.add_argument("--bag", type=Path, required=True,
+                   help="the damaged bag directory (or its storage file)")
+    r.add_argument("--out", type=Path, required=True, help="bag directory to create")
     r.add_argument(
         "--storage", choices=STORAGES, default=None, help="storage of the new bag (default: the "
         "source's)"
@@ -134,7 +136,8 @@ def run_info(args: argparse.Namespace) -> int:
     print(f"{info.path}: {info.storage}, {info.messages} messages over {info.duration:.2f} s")
     if info.note:
         print(f"CUT SHORT: {info.note}")
-        print(f"  a clean bag of what it holds: lowlight bag repair {info.path} REPAIRED_DIR")
+        print(f"  a clean bag of what it holds: lowlight bag repair --bag {info.path} "
+              "--out REPAIRED_DIR")
     width = max((len(topic) for topic in info.topics), default=0)
     for topic, (msgtype, count) in sorted(info.topics.items()):
         fmt = f"  ({info.formats[topic]})" if topic in info.formats else ""

@@ -1,4 +1,5 @@
-"""``lowlight bench``: speed benchmarks, written as JSON + a Markdown table under bench/results/.
+"""``lowlight bench``: speed benchmarks, written as JSON + a Markdown table under ``--out``
+(default out/bench/; the committed results: ``--out bench/results``, as ``make bench`` does).
 
 Speed targets live here, not in timed tests. Every result names the machine it ran on.
 """
@@ -16,11 +17,12 @@ import numpy as np
 
 from ..camera import Intrinsics
 from ..data.relight import check_on_procedural
+from ..data.synth import render_dataset
 from ..data.synthetic import random_view
+from ..latency import p50_p99, seconds_to_ms
 from ..ros.interface import OUTPUTS
 from ..training.compare import compare_runs
 from .common import machine, size_arg
-from .synth import render_dataset
 
 
 def bench_synth(size: tuple[int, int], views: int, workers: int | None) -> dict:
@@ -38,14 +40,14 @@ def bench_synth(size: tuple[int, int], views: int, workers: int | None) -> dict:
             Path(tmp) / "ds", views=views, size=size, seed=1234, workers=workers, progress=False
         )
         writer_s = time.perf_counter() - t0
-    ms = np.array(times) * 1000
+    render_p50, render_p99 = p50_p99(seconds_to_ms(times))
     return {
         "benchmark": "synth",
         "size": f"{size[0]}x{size[1]}",
         "views": views,
-        "render_ms_p50": round(float(np.percentile(ms, 50)), 2),
-        "render_ms_p99": round(float(np.percentile(ms, 99)), 2),
-        "render_views_per_s_1_process": round(views / (ms.sum() / 1000), 2),
+        "render_ms_p50": render_p50,
+        "render_ms_p99": render_p99,
+        "render_views_per_s_1_process": round(views / sum(times), 2),
         "synth_writer_views_per_s": round(views / writer_s, 2),
         "synth_writer_workers": workers or os.cpu_count(),
         "target_views_per_s": 20,
@@ -60,7 +62,7 @@ def _p50_ms(fn, runs: int) -> float:
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return round(1000 * float(np.median(times)), 2)
+    return p50_p99(seconds_to_ms(times))[0]
 
 
 def bench_models(names: list[str], sizes: list[tuple[int, int]], runs: int, threads: int) -> dict:
@@ -119,13 +121,6 @@ SEGMENT_BACKENDS = {  # bench name -> (Segmenter backend, device, options)
 }
 
 
-def _percentiles(times: list[float], to_ms: float = 1000.0) -> tuple[float, float]:
-    """(p50, p99) in ms of ``times`` (seconds; ``to_ms=1`` for times already in ms); NaN
-    for none."""
-    ms = np.array(times or [np.nan], dtype=np.float64) * to_ms
-    return round(float(np.percentile(ms, 50)), 3), round(float(np.percentile(ms, 99)), 3)
-
-
 def bench_segment(
     names: list[str], sizes: list[tuple[int, int]], backends: list[str], frames: int, threads: int
 ) -> dict:
@@ -166,7 +161,8 @@ def bench_segment(
                         seg_times.append(t2 - t1)
                     wall = sum(seg_times)
                     seg.close()
-                    (e50, e99), (s50, s99) = _percentiles(exec_times), _percentiles(seg_times)
+                    e50, e99 = p50_p99(seconds_to_ms(exec_times))
+                    s50, s99 = p50_p99(seconds_to_ms(seg_times))
                     rows.append(
                         {
                             "model": name,
@@ -299,8 +295,8 @@ def bench_refine(model: Path, size: tuple[int, int], views: int, threads: int) -
             refined = seg.segment(view.low, view.depth, outputs=("labels", "confidence"))
             refined_ms.append(refined.timings["total"])
             refined_cm.update(refined.labels, view.label)
-    p50 = _percentiles(plain_ms, to_ms=1.0)[0]
-    r50, r99 = _percentiles(refined_ms, to_ms=1.0)
+    p50 = p50_p99(plain_ms)[0]
+    r50, r99 = p50_p99(refined_ms)
     result = {
         "benchmark": "refine",
         "model": model.name,
@@ -385,7 +381,7 @@ def bench_node(
                     run, stages = _closed_loop(context, "lowlight_perception", outputs, view,
                                                intrinsics, frames)
                     rows.append(_node_row(label, run, stages,
-                                          _percentiles(bare[label], to_ms=1.0)[0]))
+                                          p50_p99(bare[label])[0]))
             finally:
                 proc.send_signal(signal.SIGINT)
                 proc.wait(timeout=30)
@@ -435,8 +431,8 @@ def _closed_loop(
 
 def _node_row(label: str, run: dict, stages: dict[str, str], bare_p50: float) -> dict:
     """One pass: latencies, host overhead (latency over the bare segment()), node stages."""
-    first_p50, first_p99 = _percentiles(run["first_ms"], to_ms=1.0)
-    last_p50, last_p99 = _percentiles(run["last_ms"], to_ms=1.0)
+    first_p50, first_p99 = p50_p99(run["first_ms"])
+    last_p50, last_p99 = p50_p99(run["last_ms"])
     row = {
         "pass": label,
         "answered": f"{run['answered']}/{run['sent']}",
@@ -477,21 +473,27 @@ def write_result(result: dict, out_dir: Path, name: str) -> Path:
     return path
 
 
+OUT = Path("out/bench")
+"""Where results go unless ``--out`` says otherwise: untracked (the committed ones are written
+with ``--out bench/results``)."""
+OUT_HELP = "result directory (default out/bench; the committed results: bench/results)"
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="speed benchmarks (results under bench/results/)")
+    p = sub.add_parser("bench", help="speed benchmarks (results under out/bench/ unless --out)")
     benches = p.add_subparsers(dest="bench", metavar="BENCH", required=True, parser_class=type(p))
     s = benches.add_parser("synth", help="procedural views per second (goal >= 20 at 320x240)")
     s.add_argument("--size", type=size_arg, default=(320, 240), help="WxH (default 320x240)")
     s.add_argument("--views", type=int, default=40, help="views to time (default 40)")
     s.add_argument("--workers", type=int, default=None, help="writer processes (default: cores)")
-    s.add_argument("--out-dir", type=Path, default=Path("bench/results"))
+    s.add_argument("--out", type=Path, default=OUT, help=OUT_HELP)
     s.set_defaults(run=run)
     r = benches.add_parser(
         "relight", help="relighting error against rendered procedural dark frames"
     )
     r.add_argument("--size", type=size_arg, default=(320, 240), help="WxH (default 320x240)")
     r.add_argument("--views", type=int, default=20, help="views to compare (default 20)")
-    r.add_argument("--out-dir", type=Path, default=Path("bench/results"))
+    r.add_argument("--out", type=Path, default=OUT, help=OUT_HELP)
     r.set_defaults(run=run_relight)
     m = benches.add_parser(
         "models", help="forward latency per model: PyTorch eager vs ONNX Runtime (CPU)"
@@ -512,7 +514,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--sizes", nargs="+", type=size_arg, default=[(320, 240), (640, 480)])
     m.add_argument("--runs", type=int, default=5, help="timed runs per case (default 5)")
     m.add_argument("--threads", type=int, default=2, help="threads for both runtimes")
-    m.add_argument("--out-dir", type=Path, default=Path("bench/results"))
+    m.add_argument("--out", type=Path, default=OUT, help=OUT_HELP)
     m.set_defaults(run=run_models)
     g = benches.add_parser(
         "segment", help="Segmenter.segment vs bare backend execute (host overhead, FPS)"
@@ -525,7 +527,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--frames", type=int, default=50, help="timed frames per case (default 50)")
     g.add_argument("--threads", type=int, default=2, help="ONNX Runtime CPU threads")
     g.add_argument("--name", default="segment", help="result file stem (default segment)")
-    g.add_argument("--out-dir", type=Path, default=Path("bench/results"))
+    g.add_argument("--out", type=Path, default=OUT, help=OUT_HELP)
     g.set_defaults(run=run_segment)
     n = benches.add_parser(
         "node",
@@ -533,36 +535,37 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "output, per-stage p50s, against bare segment()",
     )
     n.add_argument(
-        "--model", default="lisu-tiny", help="registry model, random init (default lisu-tiny: "
-        "near-free at --net 32x32, so the node's own work shows)"
+        "--arch", default="lisu-tiny", help="registry model, random init (default lisu-tiny: "
+        "near-free at --net-size 32x32, so the node's own work shows)"
     )
-    n.add_argument("--camera", type=size_arg, default=(640, 480), help="frame WxH (default "
-                   "640x480)")
-    n.add_argument("--net", type=size_arg, default=(32, 32), help="network WxH (default 32x32)")
+    n.add_argument("--camera-size", type=size_arg, metavar="WxH", default=(640, 480),
+                   help="frame WxH (default 640x480)")
+    n.add_argument("--net-size", type=size_arg, metavar="WxH", default=(32, 32),
+                   help="network WxH (default 32x32)")
     n.add_argument("--frames", type=int, default=60, help="frames per pass (default 60: the "
                    "node's stage p50s cover the last 60 frames)")
     n.add_argument("--name", default="node", help="result file stem (default node)")
     n.add_argument("--no-spin-wait", action="store_true",
                    help="run the node (and the bare segment()) with spin_wait false")
     n.add_argument("--threads", type=int, default=2, help="ONNX Runtime CPU threads")
-    n.add_argument("--out-dir", type=Path, default=Path("bench/results"))
+    n.add_argument("--out", type=Path, default=OUT, help=OUT_HELP)
     n.set_defaults(run=run_node)
     p_graph = benches.add_parser(
         "graph",
         help="where an exported graph's time goes (ONNX Runtime's profiler): network kernels "
         "against the graph's own pre/post-processing, labels + confidence and all outputs",
     )
-    p_graph.add_argument("--model", default="lisu-tiny", help="registry model, random init "
+    p_graph.add_argument("--arch", default="lisu-tiny", help="registry model, random init "
                          "(default lisu-tiny)")
-    p_graph.add_argument("--camera", type=size_arg, default=(640, 480), help="frame WxH "
-                         "(default 640x480)")
-    p_graph.add_argument("--net", type=size_arg, default=(32, 32), help="network WxH (default "
-                         "32x32: the pre/post-processing shows)")
+    p_graph.add_argument("--camera-size", type=size_arg, metavar="WxH", default=(640, 480),
+                         help="frame WxH (default 640x480)")
+    p_graph.add_argument("--net-size", type=size_arg, metavar="WxH", default=(32, 32),
+                         help="network WxH (default 32x32: the pre/post-processing shows)")
     p_graph.add_argument("--runs", type=int, default=30, help="profiled runs per pass")
     p_graph.add_argument("--no-spin-wait", action="store_true", help="spin_wait false")
     p_graph.add_argument("--threads", type=int, default=2, help="ONNX Runtime CPU threads")
     p_graph.add_argument("--name", default="graph", help="result file stem (default graph)")
-    p_graph.add_argument("--out-dir", type=Path, default=Path("bench/results"))
+    p_graph.add_argument("--out", type=Path, default=OUT, help=OUT_HELP)
     p_graph.set_defaults(run=run_graph)
     f = benches.add_parser(
         "refine",
@@ -575,7 +578,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--views", type=int, default=20, help="views (default 20)")
     f.add_argument("--threads", type=int, default=2, help="ONNX Runtime CPU threads")
     f.add_argument("--name", default=None, help="result file stem (default refine_WxH)")
-    f.add_argument("--out-dir", type=Path, default=Path("bench/results"))
+    f.add_argument("--out", type=Path, default=OUT, help=OUT_HELP)
     f.set_defaults(run=run_refine)
     t = benches.add_parser(
         "seeds",
@@ -587,7 +590,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--reference", default="lisu-small",
                    help="model the others are compared to, seed by seed (default lisu-small)")
     t.add_argument("--name", default="training_seeds", help="result file stem")
-    t.add_argument("--out-dir", type=Path, default=Path("bench/results"))
+    t.add_argument("--out", type=Path, default=OUT, help=OUT_HELP)
     t.set_defaults(run=run_seeds)
     from . import bench_adapt, bench_gpu
 
@@ -597,12 +600,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run_segment(args: argparse.Namespace) -> int:
     result = bench_segment(args.models, args.sizes, args.backends, args.frames, args.threads)
-    print(f"-> {write_result(result, args.out_dir, args.name)}")
+    print(f"-> {write_result(result, args.out, args.name)}")
     return 0
 
 
 def run_node(args: argparse.Namespace) -> int:
-    result = bench_node(args.model, args.camera, args.net, args.frames, args.threads,
+    result = bench_node(args.arch, args.camera_size, args.net_size, args.frames, args.threads,
                         spin_wait=not args.no_spin_wait)
     for row in result["rows"]:
         print(
@@ -611,14 +614,14 @@ def run_node(args: argparse.Namespace) -> int:
             f" last {row['last_output_ms_p50']} ms (+{row['overhead_last_ms_p50']}) p50\n"
             f"    node stages p50 (ms): {row['node_stages_ms_p50']}"
         )
-    print(f"-> {write_result(result, args.out_dir, args.name)}")
+    print(f"-> {write_result(result, args.out, args.name)}")
     return 0
 
 
 def run_graph(args: argparse.Namespace) -> int:
-    result = bench_graph(args.model, args.camera, args.net, args.runs, args.threads,
+    result = bench_graph(args.arch, args.camera_size, args.net_size, args.runs, args.threads,
                          spin_wait=not args.no_spin_wait)
-    print(f"-> {write_result(result, args.out_dir, args.name)}")
+    print(f"-> {write_result(result, args.out, args.name)}")
     return 0
 
 
@@ -627,7 +630,7 @@ def run_refine(args: argparse.Namespace) -> int:
 
     result = bench_refine(args.model or demo_model(), args.size, args.views, args.threads)
     name = args.name or f"refine_{result['size']}"
-    print(f"-> {write_result(result, args.out_dir, name)}")
+    print(f"-> {write_result(result, args.out, name)}")
     return 0
 
 
@@ -639,13 +642,13 @@ def run_seeds(args: argparse.Namespace) -> int:
               f" (best {entry['best_mIoU']})")
     for gap in result["gaps"]:
         print(f"  {gap['difference']}: {gap['mean_std']} over seeds {gap['seeds']}")
-    print(f"-> {write_result(result, args.out_dir, args.name)}")
+    print(f"-> {write_result(result, args.out, args.name)}")
     return 0
 
 
 def run_models(args: argparse.Namespace) -> int:
     result = bench_models(args.models, args.sizes, args.runs, args.threads)
-    path = write_result(result, args.out_dir, "models")
+    path = write_result(result, args.out, "models")
     print(f"-> {path}")
     return 0
 
@@ -653,7 +656,7 @@ def run_models(args: argparse.Namespace) -> int:
 def run_relight(args: argparse.Namespace) -> int:
     result = {"benchmark": "relight", **check_on_procedural(args.views, args.size)}
     result["machine"] = machine()
-    path = write_result(result, args.out_dir, f"relight_{result['size']}")
+    path = write_result(result, args.out, f"relight_{result['size']}")
     print(
         f"relight {result['size']}: MAE {result['mae_dn_all']} DN on dark frames of mean "
         f"{result['truth_mean_dn']} DN (relative {result['relative_mae']}); with the true albedo "
@@ -664,7 +667,7 @@ def run_relight(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     result = bench_synth(args.size, args.views, args.workers)
-    path = write_result(result, args.out_dir, f"synth_{result['size']}")
+    path = write_result(result, args.out, f"synth_{result['size']}")
     print(
         f"synth {result['size']}: render {result['render_ms_p50']} ms p50 "
         f"({result['render_views_per_s_1_process']} views/s, 1 process); "

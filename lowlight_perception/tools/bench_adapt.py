@@ -31,11 +31,11 @@ def bench_adapt(checkpoints: list[Path], work: Path, views: int, size: tuple[int
     from ..bags import write_bag
     from ..data.datasets import open_dataset
     from ..data.layout import META_FILE
+    from ..data.synth import render_dataset
     from ..evaluation.evaluate import evaluate_dataset
     from ..inference.refine import RefineConfig
     from ..training.adapt import AdaptConfig, adapt
     from .common import machine
-    from .synth import render_dataset
 
     data, bag = work / "data", work / "unlabelled"
     if not (data / META_FILE).exists():
@@ -96,6 +96,8 @@ def bench_adapt(checkpoints: list[Path], work: Path, views: int, size: tuple[int
 
 
 def add_parser(benches: argparse._SubParsersAction) -> None:
+    from .bench import OUT, OUT_HELP
+
     a = benches.add_parser(
         "adapt",
         help="adaptation to a generated domain shift: mIoU before / after lowlight adapt, with "
@@ -111,7 +113,7 @@ def add_parser(benches: argparse._SubParsersAction) -> None:
     a.add_argument("--rounds", type=int, default=2, help="adapt rounds (default 2)")
     a.add_argument("--epochs", type=int, default=2, help="adapt epochs per round (default 2)")
     a.add_argument("--name", default="adapt_dim_noisy", help="result file stem")
-    a.add_argument("--out-dir", type=Path, default=Path("bench/results"))
+    a.add_argument("--out", type=Path, default=OUT, help=OUT_HELP)
     a.set_defaults(run=run)
 
 
@@ -125,5 +127,5 @@ def run(args: argparse.Namespace) -> int:
                          args.epochs)
     for row in result["summary"]:
         print(f"  {row['condition']}: mIoU {row['mIoU mean ± std']}")
-    print(f"-> {write_result(result, args.out_dir, args.name)}")
+    print(f"-> {write_result(result, args.out, args.name)}")
     return 0

@@ -36,7 +36,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import LowlightError, one_line
-from .bench import _percentiles as _ms
+from ..latency import p50_p99, seconds_to_ms
 from .bench import write_result
 from .common import machine, size_arg
 
@@ -374,7 +374,7 @@ def _make_case(ws: Workspace, name: str, size: tuple[int, int]) -> dict[str, Any
         "onnx": onnx_path,
         "frames": frames,
         "ort_labels": labels,
-        "ort_times": times,
+        "ort_ms": seconds_to_ms(times),
     }
 
 
@@ -464,6 +464,7 @@ def _sync(device: Any) -> Callable[[], None]:
 
 
 def _timed(fn: Callable[[], Any], runs: int, warmup: int, sync: Callable[[], None]) -> list[float]:
+    """Milliseconds of ``runs`` synced calls after ``warmup`` ones."""
     for _ in range(warmup):
         fn()
     sync()
@@ -473,7 +474,7 @@ def _timed(fn: Callable[[], Any], runs: int, warmup: int, sync: Callable[[], Non
         fn()
         sync()
         times.append(time.perf_counter() - t0)
-    return times
+    return seconds_to_ms(times)
 
 
 def _agreement(variant: Variant, case: dict[str, Any]) -> tuple[float, float]:
@@ -531,7 +532,7 @@ def _variant_row(
 def _measure(s: Settings, device: Any, variant: Variant, case: dict[str, Any]) -> dict[str, Any]:
     """Device latency, host-path latency (CUDA) and label agreement of one variant."""
     sync = _sync(device)
-    p50, p99 = _ms(_timed(variant.run, s.runs, s.warmup, sync))
+    p50, p99 = p50_p99(_timed(variant.run, s.runs, s.warmup, sync))
     host = None
     if device.type == "cuda":  # numpy frame in, every output back to numpy (pageable)
         frame = case["frames"][0]
@@ -540,7 +541,7 @@ def _measure(s: Settings, device: Any, variant: Variant, case: dict[str, Any]) -
             variant.load(frame)
             _ = [o.cpu() for o in variant.run()]
 
-        host = _ms(_timed(host_call, max(10, s.runs // 4), s.warmup, sync))[0]
+        host = p50_p99(_timed(host_call, max(10, s.runs // 4), s.warmup, sync))[0]
     a_min, a_mean = _agreement(variant, case)
     return {
         "status": "ok",
@@ -634,7 +635,7 @@ def _compile_worker(spec_path: str) -> int:
             "note": f"skipped: compile took {compile_s} s > budget {spec['budget_s']} s",
         }
     else:
-        p50, p99 = _ms(_timed(variant.run, spec["runs"], spec["warmup"], sync))
+        p50, p99 = p50_p99(_timed(variant.run, spec["runs"], spec["warmup"], sync))
         case = {"frames": frames, "ort_labels": labels}
         a_min, a_mean = _agreement(variant, case)
         result = {
@@ -669,7 +670,7 @@ def stage_inference(ws: Workspace, device: Any) -> dict[str, Any]:
                     runtime="setup")
             bar.update(per_case)
             continue
-        p50, p99 = _ms(case["ort_times"])
+        p50, p99 = p50_p99(case["ort_ms"])
         rows.append(
             _row(
                 model=name,
@@ -811,9 +812,9 @@ def _throughput(s: Settings, device: Any, stage: str) -> dict[str, Any]:
 def _real_epoch(ws: Workspace, device: Any) -> dict[str, Any]:
     """One epoch of each stage (decomp, then joint) through ``training.train`` on a rendered
     procedural set: the real loader, loss, checkpoints and metrics."""
+    from ..data.synth import render_dataset
     from ..training.config import DataConfig, TrainConfig, validate
     from ..training.loop import train
-    from .synth import render_dataset
 
     s = ws.settings
     w, h = s.train_size
@@ -921,7 +922,7 @@ def stage_tensorrt(ws: Workspace, device: Any) -> dict[str, Any]:
                 ) as trt:
                     build_s = round(time.perf_counter() - t0, 1)
                     frame = case["frames"][0]
-                    p50, p99 = _ms(
+                    p50, p99 = p50_p99(
                         _timed(lambda t=trt, f=frame: t.execute(f), s.runs, s.warmup, lambda: None)
                     )
                     fractions = [
@@ -1399,8 +1400,6 @@ def add_parser(benches: argparse._SubParsersAction) -> None:
     )
     g.add_argument(
         "--out",
-        "--out-dir",
-        dest="out",
         type=Path,
         default=Path("out/bench_gpu"),
         help="result directory (default out/bench_gpu)",

@@ -14,13 +14,30 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import LowlightError, Terminated, exit_status, stop_reason
-from . import adapt, bag, bench, build_engine, demo, eval, export, replay, synth, train
+from . import (
+    adapt,
+    bag,
+    bench,
+    build_engine,
+    capture,
+    demo,
+    eval,
+    export,
+    replay,
+    synth,
+    train,
+)
 
-TOOLS = (demo, synth, train, adapt, export, build_engine, bench, bag, eval, replay)
+TOOLS = (demo, capture, synth, train, adapt, export, build_engine, bench, bag, eval, replay)
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """Usage errors as one line (plus a pointer to --help), like every other CLI error."""
+    """Usage errors as one line (plus a pointer to --help), like every other CLI error; no
+    abbreviated flags (``--camera`` is not ``--camera-size``: one spelling per flag)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")

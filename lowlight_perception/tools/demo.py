@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from ..camera import Intrinsics
@@ -26,16 +25,17 @@ from .common import size_arg
 
 
 def _gif(frames: list, path: Path, classes, every: int = 2) -> None:
-    """Input (brightened) | node labels | node reflectance, every ``every``-th frame, 15 fps."""
-    from ..evaluation.report import brighten
+    """Input (brightened) | node labels | node reflectance, titled, every ``every``-th frame,
+    15 fps."""
+    from ..evaluation.report import brighten, side_by_side
 
     images = []
     for frame in frames[::every]:
         rec = frame.recorded
-        row = [brighten(frame.rgb), classes.colorize(frame.prediction)]
-        if rec is not None and rec.reflectance is not None:
-            row.append(rec.reflectance)
-        images.append(Image.fromarray(np.concatenate(row, axis=1)))
+        panels = [("input (brightened)", brighten(frame.rgb)),
+                  ("labels (node)", classes.colorize(frame.prediction)),
+                  ("reflectance (node)", None if rec is None else rec.reflectance)]
+        images.append(side_by_side(panels, caption=f"frame {frame.index}"))
     if images:
         images[0].save(path, save_all=True, append_images=images[1:], duration=1000 // 15, loop=0)
 
@@ -52,8 +52,9 @@ def run_demo(
     """Run the demo into ``out`` and return its summary (also written as ``demo.json``)."""
     from ..bags import iter_frames, write_bag
     from ..data.synthetic import tour
-    from ..evaluation.evaluate import EvalFrame, evaluate
+    from ..evaluation.evaluate import evaluate
     from ..evaluation.metrics import majority_class_miou
+    from ..frame import Frame
     from ..imagemsg import image_to_numpy
     from ..inference.engine_cache import read_onnx_metadata
     from ..inference.segmenter import Result
@@ -90,7 +91,7 @@ def run_demo(
     from ..classes import ClassSet
 
     classes = ClassSet(tuple(meta.class_names), np.array(meta.palette, np.uint8))
-    scored: list[EvalFrame] = []
+    scored: list[Frame] = []
     for f in iter_frames(bag):
         outputs = recorded.get(f.stamp_ns, {})
         images = {k: image_to_numpy(v).copy() for k, v in outputs.items()}
@@ -101,7 +102,7 @@ def run_demo(
             else Result(labels, images.get("confidence"), images.get("reflectance"), None)
         )
         scored.append(
-            EvalFrame(
+            Frame(
                 f.index,
                 f.rgb.copy(),
                 f.label,

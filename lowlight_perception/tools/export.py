@@ -51,9 +51,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     src.add_argument(
         "--random-init",
         action="store_true",
-        help="export an untrained, seeded model (needs --model); for tests and smoke runs",
+        help="export an untrained, seeded model (needs --arch); for tests and smoke runs",
     )
-    p.add_argument("--model", help="with --random-init: registry name (e.g. lisu, lisu-tiny)")
+    p.add_argument("--arch", help="with --random-init: registry name (e.g. lisu, lisu-tiny)")
     p.add_argument("--seed", type=int, default=0, help="with --random-init: weight seed")
     p.add_argument(
         "--model-config",
@@ -103,16 +103,16 @@ def run(args: argparse.Namespace) -> int:
     from ..models.export import export_onnx, random_init_model, training_note
 
     if args.random_init:
-        if not args.model:
-            raise LowlightError("--random-init needs --model NAME")
+        if not args.arch:
+            raise LowlightError("--random-init needs --arch NAME")
         try:
-            model = random_init_model(args.model, args.seed, **dict(args.model_config))
+            model = random_init_model(args.arch, args.seed, **dict(args.model_config))
         except (KeyError, TypeError, ValueError) as err:
-            raise LowlightError(f"cannot build model {args.model!r}: {err.args[0]}") from err
+            raise LowlightError(f"cannot build model {args.arch!r}: {err.args[0]}") from err
         training = f"random init (seed {args.seed})"
     else:
-        if args.model or args.model_config:
-            raise LowlightError("--model/--model-config only go with --random-init")
+        if args.arch or args.model_config:
+            raise LowlightError("--arch/--model-config only go with --random-init")
         model, state = load_model(args.checkpoint)
         training = training_note(state)
     report = export_onnx(

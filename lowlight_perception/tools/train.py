@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from ..training.config import STAGES
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -29,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data", help="dataset path (shortcut for --set data.path=...)")
     p.add_argument("--out", help="run directory (shortcut for --set out=...)")
-    p.add_argument("--stage", choices=("decomp", "joint", "all"), help="stage(s) to train")
+    p.add_argument("--stage", choices=STAGES, help="stage(s) to train")
     p.add_argument("--resume", type=Path, help="continue from a run's last.pt")
     p.set_defaults(run=run)
 

@@ -34,8 +34,7 @@ from ..classes import load_classes
 from ..data.transforms import resize_array
 from ..errors import LowlightError
 from ..models.checkpoint import load_model, save_checkpoint
-from ..models.losses import segmentation_loss
-from .config import SEG_LOSSES
+from ..models.losses import SEG_KINDS, segmentation_loss
 from .loop import WeightEma, resolve_device, seed_everything, set_stage
 
 
@@ -67,8 +66,8 @@ class AdaptConfig:
             raise LowlightError(f"keep must be in (0, 1], got {self.keep}")
         if not 0 < self.max_threshold <= 1:
             raise LowlightError(f"max threshold must be in (0, 1], got {self.max_threshold}")
-        if self.seg_loss not in SEG_LOSSES:
-            raise LowlightError(f"seg loss must be one of {', '.join(SEG_LOSSES)}")
+        if self.seg_loss not in SEG_KINDS:
+            raise LowlightError(f"seg loss must be one of {', '.join(SEG_KINDS)}")
         if not 0 <= self.ema_teacher < 1:
             raise LowlightError(f"ema teacher decay must be in [0, 1), got {self.ema_teacher}")
         if not self.lr > 0:

@@ -15,8 +15,7 @@ from ..config import load_yaml
 from ..errors import ConfigError
 
 STAGES = ("decomp", "joint", "all")
-SEG_LOSSES = ("ce", "focal", "ce+focal")
-DATASET_KINDS = ("llrgbd-real", "llrgbd-synthetic", "nyuv2", "procedural")
+CLASS_WEIGHTINGS = ("median-frequency",)
 
 
 @dataclass
@@ -40,6 +39,8 @@ class LossConfig:
     focal_gamma: float = 2.0
     focal_alpha: float = 0.5
     depth_weight: float = 0.0  # berHu auxiliary depth loss ([Jiao]); needs depth_head
+    # None: every class counts alike; "median-frequency": rare classes weigh more (SegNet)
+    class_weights: str | None = None
 
 
 @dataclass
@@ -106,7 +107,11 @@ def assign(doc: dict[str, Any], item: str) -> None:
         child = node.get(part)
         node[part] = child = dict(child) if isinstance(child, dict) else {}
         node = child
-    node[leaf] = yaml.safe_load(value)
+    try:
+        node[leaf] = yaml.safe_load(value)
+    except yaml.YAMLError as err:
+        problem = getattr(err, "problem", None) or "not valid YAML"
+        raise ConfigError(f"override {item!r}: the value is not valid YAML ({problem})") from None
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -151,19 +156,26 @@ def validate(config: TrainConfig) -> None:
     Raises:
         ConfigError: naming the offending key.
     """
+    from ..data.datasets import DATASETS
     from ..models import list_models
+    from ..models.losses import SEG_KINDS
 
     if config.model not in list_models():
         raise ConfigError(f"unknown model {config.model!r}; valid: {', '.join(list_models())}")
     if config.stage not in STAGES:
         raise ConfigError(f"stage must be one of {', '.join(STAGES)}, got {config.stage!r}")
-    if config.loss.seg not in SEG_LOSSES:
+    if config.loss.seg not in SEG_KINDS:
         raise ConfigError(
-            f"loss.seg must be one of {', '.join(SEG_LOSSES)}, got {config.loss.seg!r}"
+            f"loss.seg must be one of {', '.join(SEG_KINDS)}, got {config.loss.seg!r}"
+        )
+    if config.loss.class_weights not in (None, *CLASS_WEIGHTINGS):
+        raise ConfigError(
+            f"loss.class_weights must be null or one of {', '.join(CLASS_WEIGHTINGS)}, "
+            f"got {config.loss.class_weights!r}"
         )
     data = config.data
-    if data.kind not in DATASET_KINDS:
-        raise ConfigError(f"data.kind must be one of {', '.join(DATASET_KINDS)}, got {data.kind!r}")
+    if data.kind not in DATASETS:
+        raise ConfigError(f"data.kind must be one of {', '.join(DATASETS)}, got {data.kind!r}")
     if data.kind != "procedural":
         if not data.path:
             raise ConfigError(f"data.path is required for data.kind={data.kind}")
@@ -178,9 +190,10 @@ def validate(config: TrainConfig) -> None:
     if config.model.startswith("lisu") and any(v % 16 for v in data.size):
         raise ConfigError(f"data.size {data.size} must be multiples of 16 for LISU networks")
     for key in ("epochs", "decomp_epochs", "batch_size"):
-        value = getattr(config, key)
-        if not isinstance(value, int) or value < (0 if key.endswith("epochs") else 1):
-            raise ConfigError(f"{key} must be a non-negative integer, got {value!r}")
+        value, least = getattr(config, key), 0 if key.endswith("epochs") else 1
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            kind = "a non-negative integer" if least == 0 else "a positive integer"
+            raise ConfigError(f"{key} must be {kind}, got {value!r}")
     if not (isinstance(config.lr, int | float) and config.lr > 0):
         raise ConfigError(f"lr must be > 0, got {config.lr!r}")
     if len(config.betas) != 2 or not all(0 <= b < 1 for b in config.betas):

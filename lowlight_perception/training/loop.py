@@ -160,9 +160,16 @@ def to_tensors(batch: dict[str, Any], device: torch.device) -> dict[str, torch.T
 class TrainStep(nn.Module):
     """The loss of one stage as a module, so DistributedDataParallel syncs what it trains."""
 
-    def __init__(self, model: nn.Module, stage: str, config: TrainConfig):
+    def __init__(
+        self,
+        model: nn.Module,
+        stage: str,
+        config: TrainConfig,
+        class_weights: torch.Tensor | None = None,
+    ):
         super().__init__()
         self.model, self.stage, self.config = model, stage, config
+        self.class_weights = class_weights
 
     def forward(
         self, batch: dict[str, torch.Tensor]
@@ -196,6 +203,7 @@ class TrainStep(nn.Module):
             gamma=loss_cfg.focal_gamma,
             alpha=loss_cfg.focal_alpha,
             depth_weight=loss_cfg.depth_weight,
+            class_weights=self.class_weights,
         )
 
 
@@ -428,6 +436,36 @@ def majority_baseline(loader: DataLoader, rt: Runtime) -> float:
     return majority_class_miou(sum(gathered(hist, rt)))
 
 
+MAX_CLASS_WEIGHT = 10.0
+"""Cap of a median-frequency weight: a class seen in a handful of pixels must not dominate."""
+
+
+def label_frequencies(loader: DataLoader, rt: Runtime) -> tuple[np.ndarray, np.ndarray]:
+    """Per class: its pixels, and the pixels of the images it appears in (over every rank)."""
+    n = load_classes().num_classes
+    pixels, present_in = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    for raw in loader:
+        for label in np.asarray(raw["label"]):
+            counts = np.bincount(label.ravel(), minlength=n)[:n]
+            pixels += counts
+            present_in += np.where(counts > 0, label.size, 0)
+    return sum(gathered(pixels, rt)), sum(gathered(present_in, rt))
+
+
+def median_frequency_weights(pixels: np.ndarray, present_in: np.ndarray) -> np.ndarray:
+    """SegNet's median frequency balancing (Eigen & Fergus): w_c = median(f) / f_c with f_c a
+    class's pixels over the pixels of the images it appears in; void (0) and classes never
+    seen get weight 1, and no weight exceeds :data:`MAX_CLASS_WEIGHT`."""
+    freq = np.zeros(len(pixels))
+    seen = (pixels > 0) & (present_in > 0)
+    seen[0] = False
+    freq[seen] = pixels[seen] / present_in[seen]
+    weights = np.ones(len(pixels))
+    if seen.any():
+        weights[seen] = np.minimum(np.median(freq[seen]) / freq[seen], MAX_CLASS_WEIGHT)
+    return weights
+
+
 class RunLog:
     """metrics.csv + metrics.json + curves.png in the run directory, rewritten every epoch."""
 
@@ -490,17 +528,26 @@ def run_dir(config: TrainConfig) -> Path:
 
 
 def _git_commit() -> str | None:
-    """The package checkout's commit, when it is one (a wheel install has none)."""
+    """The package checkout's commit, when it is one (a wheel install has none), with
+    ``+dirty`` when the package's tracked files differ from it: the code that trained a model
+    was then not that commit's."""
     import subprocess
 
-    try:
-        done = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
-            capture_output=True, text=True, timeout=10,
-        )
-    except (OSError, subprocess.TimeoutExpired):
+    here = Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", *args], cwd=here, capture_output=True, text=True,
+                                  timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "--short", "HEAD")
+    if not commit:
         return None
-    return done.stdout.strip() or None if done.returncode == 0 else None
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", str(here))
+    return f"{commit}+dirty" if changed else commit
 
 
 def provenance(config: TrainConfig, train_views: int, val_views: int) -> dict[str, Any]:
@@ -612,7 +659,25 @@ def train(config: TrainConfig, resume: str | None = None) -> dict[str, Any]:
         print(summary(model))
     train_loader = make_loader(config, config.data.train_split, rt, shuffle=True)
     val_loader = make_loader(config, config.data.val_split, rt, shuffle=False)
+    for split, loader in ((config.data.train_split, train_loader),
+                          (config.data.val_split, val_loader)):
+        if "joint" in [s for s, _ in stages] and not getattr(loader.dataset, "labelled", True):
+            raise ConfigError(
+                f"the {split} split of {config.data.path} has no labels yet (its {split}_lbl/ "
+                "is empty): add class-id PNGs named like the views, train --stage decomp "
+                "(low/normal pairs only), or adapt to unlabelled frames with `lowlight bag "
+                "write` + `lowlight adapt`"
+            )
     prov = provenance(config, len(train_loader.dataset), len(val_loader.dataset))
+    class_weights = None
+    if config.loss.class_weights == "median-frequency" and any(s == "joint" for s, _ in stages):
+        weights = median_frequency_weights(*label_frequencies(train_loader, rt))
+        class_weights = torch.tensor(weights, dtype=torch.float32, device=rt.device)
+        prov["class_weights"] = [round(float(w), 4) for w in weights]
+        if rt.main:
+            names = load_classes().names
+            print("class weights (median frequency): " + ", ".join(
+                f"{name} {w:.2f}" for name, w in zip(names[1:], weights[1:], strict=True)))
     log = RunLog(out) if rt.main else None
     if log is not None and state is None:
         log.rows = []
@@ -631,7 +696,7 @@ def train(config: TrainConfig, resume: str | None = None) -> dict[str, Any]:
                 f"{stage} stage: training {sum(p.numel() for p in params):,} of "
                 f"{sum(p.numel() for p in model.parameters()):,} parameters{frozen}"
             )
-        step: nn.Module = TrainStep(model, stage, config)
+        step: nn.Module = TrainStep(model, stage, config, class_weights)
         if rt.world > 1:
             step = nn.parallel.DistributedDataParallel(
                 step, device_ids=[rt.device.index] if rt.device.type == "cuda" else None
@@ -667,7 +732,9 @@ def train(config: TrainConfig, resume: str | None = None) -> dict[str, Any]:
                 ema=ema,
             )
             scored = model if ema is None else ema.module  # what is validated and saved
-            scored_step = step if ema is None else TrainStep(ema.module, stage, config)
+            scored_step = (
+                step if ema is None else TrainStep(ema.module, stage, config, class_weights)
+            )
             row.update(evaluate(scored, scored_step, val_loader, rt, config))  # collective
             if rt.main:
                 row.update(
