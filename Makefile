@@ -21,6 +21,7 @@ demo: $(DEMO_STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 	$(MAKE) --no-print-directory test-floors
 
@@ -34,13 +35,14 @@ else
 	test -x $(FLOORS_VENV)/bin/python || $(FLOORS_PY) -m venv $(FLOORS_VENV)
 	$(BIN)/python test/dependency_floors.py > $(FLOORS_VENV)/floors.txt
 	$(FLOORS_VENV)/bin/python -m pip install --progress-bar off -q -c $(FLOORS_VENV)/floors.txt \
-	    -e '.[ros]' pytest
+	    -e '.[ros,realsense]' pytest
 	$(FLOORS_VENV)/bin/python -c "import numpy, sys; print('test-floors: Python', sys.version.split()[0], 'numpy', numpy.__version__)"
 	$(FLOORS_VENV)/bin/python -m pytest -p no:cacheprovider
 endif
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 dataset: $(STAMP)
 	$(BIN)/lowlight synth --out out/dataset --views 200 --size 320x240 --seed 0

@@ -158,8 +158,7 @@ def check_depth_encoding(encoding: str, what: str = "image") -> None:
     """
     if encoding not in DEPTH_ENCODINGS:
         raise ImageError(
-            f"{what} encoding {encoding!r} is not depth; expected 16UC1, mono16 (mm) or "
-            "32FC1 (m)"
+            f"{what} encoding {encoding!r} is not depth; expected 16UC1, mono16 (mm) or 32FC1 (m)"
         )
 
 

@@ -47,8 +47,13 @@ def direct_metrics(pairs) -> dict:
         matrix.update(prediction, truth)
     m = matrix.compute()
     names = load_classes().names
-    return {"mIoU": m.mIoU, "OA": m.OA, "mAcc": m.mAcc, "FWIoU": m.FWIoU,
-            "per_class_IoU": {names[c]: v for c, v in m.per_class_IoU.items() if c}}
+    return {
+        "mIoU": m.mIoU,
+        "OA": m.OA,
+        "mAcc": m.mAcc,
+        "FWIoU": m.FWIoU,
+        "per_class_IoU": {names[c]: v for c, v in m.per_class_IoU.items() if c},
+    }
 
 
 @pytest.fixture

@@ -16,8 +16,18 @@ from lowlight_perception.ros.codecs import intrinsics_to_camera_info, numpy_to_i
 from lowlight_perception.ros.loopback import LoopbackClient as Probe
 from lowlight_perception.ros.loopback import Spinner, header, new_context
 
-__all__ = ["CAMERA", "FRAME_ID", "Frames", "NodeRig", "Probe", "Spinner", "domain_id", "header",
-           "new_context", "node_params"]
+__all__ = [
+    "CAMERA",
+    "FRAME_ID",
+    "Frames",
+    "NodeRig",
+    "Probe",
+    "Spinner",
+    "domain_id",
+    "header",
+    "new_context",
+    "node_params",
+]
 
 FRAME_ID = "camera_color_optical_frame"
 CAMERA = (640, 480)
@@ -60,8 +70,14 @@ class NodeRig:
         self.context = context
         self.made: list = []
 
-    def start(self, overrides: list[Parameter], *, reliable: bool = True, inputs: bool = True,
-              outputs: tuple[str, ...] | None = None):
+    def start(
+        self,
+        overrides: list[Parameter],
+        *,
+        reliable: bool = True,
+        inputs: bool = True,
+        outputs: tuple[str, ...] | None = None,
+    ):
         from rclpy.lifecycle import TransitionCallbackReturn
 
         from lowlight_perception.ros.node import PerceptionNode

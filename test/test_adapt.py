@@ -30,8 +30,10 @@ def test_every_class_keeps_its_most_confident_share_however_sure_the_model_is():
     assert (pseudo == 4).sum() == 50  # half of the chair
     assert (pseudo == 12).sum() == (labels == 12).sum()  # walls above the cap: all kept
     assert thresholds[7] == pytest.approx(0.9)  # never predicted: the cap
-    rows = {r["class"]: r for r in coverage(labels, pseudo, thresholds, tuple(
-        f"c{i}" for i in range(14)), VOID)}
+    rows = {
+        r["class"]: r
+        for r in coverage(labels, pseudo, thresholds, tuple(f"c{i}" for i in range(14)), VOID)
+    }
     assert rows["c4"]["predicted_%"] == 1.0 and rows["c4"]["pseudo_labelled_%"] == 0.5
     assert "c0" not in rows  # void is never a pseudo-label
 
@@ -47,14 +49,70 @@ def test_void_predictions_are_never_pseudo_labels():
 def source(tmp_path_factory):
     """A 1-epoch lisu-tiny checkpoint and an unlabelled bag of the dim-noisy domain."""
     root = tmp_path_factory.mktemp("adapt")
-    assert main(["synth", "--out", str(root / "ds"), "--views", "12", "--size", "64x48",
-                 "--seed", "3", "--low-light", "dim-noisy", "--workers", "1"]) == 0
-    assert main(["bag", "write", "--kind", "llrgbd-real", "--data", str(root / "ds"),
-                 "--split", "train", "--out", str(root / "bag"), "--no-labels"]) == 0
-    assert main(["train", "--config", "lisu_small_cpu", "--set", "model=lisu-tiny",
-                 "--set", "data.size=[64,48]", "--set", "data.options={num_views: 8}",
-                 "--set", "data.workers=0", "--set", "batch_size=4", "--set",
-                 "decomp_epochs=1", "--set", "epochs=1", "--out", str(root / "src")]) == 0
+    assert (
+        main(
+            [
+                "synth",
+                "--out",
+                str(root / "ds"),
+                "--views",
+                "12",
+                "--size",
+                "64x48",
+                "--seed",
+                "3",
+                "--low-light",
+                "dim-noisy",
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "bag",
+                "write",
+                "--kind",
+                "llrgbd-real",
+                "--data",
+                str(root / "ds"),
+                "--split",
+                "train",
+                "--out",
+                str(root / "bag"),
+                "--no-labels",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                "lisu_small_cpu",
+                "--set",
+                "model=lisu-tiny",
+                "--set",
+                "data.size=[64,48]",
+                "--set",
+                "data.options={num_views: 8}",
+                "--set",
+                "data.workers=0",
+                "--set",
+                "batch_size=4",
+                "--set",
+                "decomp_epochs=1",
+                "--set",
+                "epochs=1",
+                "--out",
+                str(root / "src"),
+            ]
+        )
+        == 0
+    )
     return root
 
 
@@ -63,9 +121,28 @@ def test_adapt_end_to_end_on_an_unlabelled_bag(source, tmp_path, capsys):
 
     assert GT_TOPIC not in inspect_bag(source / "bag").topics  # an unlabelled recording
     out = tmp_path / "adapted"
-    assert main(["adapt", "--checkpoint", str(source / "src" / "best.pt"), "--bag",
-                 str(source / "bag"), "--out", str(out), "--rounds", "2", "--epochs", "1",
-                 "--ema-teacher", "0.9", "--seg-loss", "focal"]) == 0
+    assert (
+        main(
+            [
+                "adapt",
+                "--checkpoint",
+                str(source / "src" / "best.pt"),
+                "--bag",
+                str(source / "bag"),
+                "--out",
+                str(out),
+                "--rounds",
+                "2",
+                "--epochs",
+                "1",
+                "--ema-teacher",
+                "0.9",
+                "--seg-loss",
+                "focal",
+            ]
+        )
+        == 0
+    )
     assert "pseudo-labelled" in capsys.readouterr().out
     report = json.loads((out / "report.json").read_text())
     assert [r["round"] for r in report["rounds"]] == [1, 2] and report["frames"] == 11
@@ -77,27 +154,56 @@ def test_adapt_end_to_end_on_an_unlabelled_bag(source, tmp_path, capsys):
     before, _ = load_model(source / "src" / "best.pt")
     after, state = load_model(out / "adapted.pt")
     decomp = {k for k in before.state_dict() if k.startswith("decomp.")}
-    assert decomp and all(torch.equal(before.state_dict()[k], after.state_dict()[k])
-                          for k in decomp)  # the decomposition stays frozen
-    assert any(not torch.equal(before.state_dict()[k], after.state_dict()[k])
-               for k in before.state_dict() if k.startswith("net."))  # the task network learnt
-    assert state["provenance"]["adapted"]["frames"] == 11 and "adapted without labels" in (
-        state["training"])
+    assert decomp and all(
+        torch.equal(before.state_dict()[k], after.state_dict()[k]) for k in decomp
+    )  # the decomposition stays frozen
+    assert any(
+        not torch.equal(before.state_dict()[k], after.state_dict()[k])
+        for k in before.state_dict()
+        if k.startswith("net.")
+    )  # the task network learnt
+    assert (
+        state["provenance"]["adapted"]["frames"] == 11
+        and "adapted without labels" in (state["training"])
+    )
     assert read_checkpoint(out / "adapted.pt")["train_config"]["data"]["size"] == [64, 48]
-    assert main(["export", "--checkpoint", str(out / "adapted.pt"), "--out",
-                 str(tmp_path / "adapted.onnx"), "--camera-size", "64x48",
-                 "--net-size", "64x48"]) == 0  # downstream takes it unchanged
+    assert (
+        main(
+            [
+                "export",
+                "--checkpoint",
+                str(out / "adapted.pt"),
+                "--out",
+                str(tmp_path / "adapted.onnx"),
+                "--camera-size",
+                "64x48",
+                "--net-size",
+                "64x48",
+            ]
+        )
+        == 0
+    )  # downstream takes it unchanged
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--bag", "{tmp}/nope"], "bag not found"),
-    (["--keep", "0"], "keep must be in (0, 1]"),
-    (["--seg-loss", "dice"], "seg loss must be one of"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--bag", "{tmp}/nope"], "bag not found"),
+        (["--keep", "0"], "keep must be in (0, 1]"),
+        (["--seg-loss", "dice"], "seg loss must be one of"),
+    ],
+)
 def test_cli_errors_are_one_line(source, tmp_path, capsys, args, message):
-    argv = ["adapt", "--checkpoint", str(source / "src" / "best.pt"), "--bag",
-            str(source / "bag"), "--out", str(tmp_path / "o"),
-            *(a.format(tmp=tmp_path) for a in args)]
+    argv = [
+        "adapt",
+        "--checkpoint",
+        str(source / "src" / "best.pt"),
+        "--bag",
+        str(source / "bag"),
+        "--out",
+        str(tmp_path / "o"),
+        *(a.format(tmp=tmp_path) for a in args),
+    ]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
@@ -107,9 +213,29 @@ def test_bench_adapt_scores_source_and_adapted_with_and_without_refinement(sourc
     """The measurement of issue 16 at toy scale: a shifted set and its unlabelled bag, the
     checkpoint adapted, four conditions scored on the shifted val split, gains paired."""
     out = tmp_path / "results"
-    assert main(["bench", "adapt", "--checkpoints", str(source / "src" / "best.pt"),
-                 "--work", str(tmp_path / "work"), "--views", "12", "--size", "64x48",
-                 "--rounds", "1", "--epochs", "1", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "adapt",
+                "--checkpoints",
+                str(source / "src" / "best.pt"),
+                "--work",
+                str(tmp_path / "work"),
+                "--views",
+                "12",
+                "--size",
+                "64x48",
+                "--rounds",
+                "1",
+                "--epochs",
+                "1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     result = json.loads((out / "adapt_dim_noisy.json").read_text())
     (row,) = result["rows"]
     for key in ("source mIoU", "source + refine mIoU", "adapted mIoU", "adapted + refine mIoU"):
@@ -157,10 +283,44 @@ def test_recalibrated_batchnorm_makes_eval_mode_agree_with_train_mode_on_the_fra
 def test_bench_adapt_refuses_a_work_directory_made_for_other_settings(source, tmp_path, capsys):
     """A --work rendered for other settings is not silently reused for a new measurement."""
     work = tmp_path / "work"
-    assert main(["synth", "--out", str(work / "data"), "--views", "6", "--size", "64x48",
-                 "--seed", "23", "--low-light", "dim-noisy", "--workers", "1"]) == 0
-    assert main(["bench", "adapt", "--checkpoints", str(source / "src" / "best.pt"),
-                 "--work", str(work), "--views", "12", "--size", "64x48",
-                 "--out", str(tmp_path / "res")]) == 2
+    assert (
+        main(
+            [
+                "synth",
+                "--out",
+                str(work / "data"),
+                "--views",
+                "6",
+                "--size",
+                "64x48",
+                "--seed",
+                "23",
+                "--low-light",
+                "dim-noisy",
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "bench",
+                "adapt",
+                "--checkpoints",
+                str(source / "src" / "best.pt"),
+                "--work",
+                str(work),
+                "--views",
+                "12",
+                "--size",
+                "64x48",
+                "--out",
+                str(tmp_path / "res"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert "holds a shifted set of 6 dim-noisy views at 64x48, not 12" in err[-1]

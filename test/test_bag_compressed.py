@@ -338,8 +338,9 @@ def test_bad_compressed_frames_are_counted_and_skipped_not_fatal(tmp_path, sampl
     assert any("ConfigHeader" in w for w in stats.warnings)
     assert any("rvl is not supported" in w for w in stats.warnings)
 
-    metrics = evaluate_bag(tmp_path / "bag", demo_model(), tmp_path / "eval", device="cpu",
-                           progress=False)
+    metrics = evaluate_bag(
+        tmp_path / "bag", demo_model(), tmp_path / "eval", device="cpu", progress=False
+    )
     assert metrics["frames"] == 4 and sum(metrics["skipped"].values()) == 3
     assert metrics["complete"] is True
 
@@ -434,7 +435,9 @@ def test_replay_inputs_are_raw_images_decoded_from_the_compressed_topics(bagset,
         for a, b in zip(raw, got, strict=True):
             assert type(a.msg) is type(b.msg)  # rclpy Image / CameraInfo, never CompressedImage
             assert (b.msg.header.stamp.sec, b.msg.header.stamp.nanosec) == (
-                a.msg.header.stamp.sec, a.msg.header.stamp.nanosec)
+                a.msg.header.stamp.sec,
+                a.msg.header.stamp.nanosec,
+            )
             assert b.msg.header.frame_id == a.msg.header.frame_id
             if a.topic == CAMERA_INFO_TOPIC:
                 assert list(b.msg.k) == list(a.msg.k)

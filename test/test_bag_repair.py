@@ -48,8 +48,9 @@ def recorded(tmp_path_factory) -> dict[str, Path]:
     from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
     root = tmp_path_factory.mktemp("repair")
-    plain = write_bag(list(sequence(9, 0, 10, Intrinsics.d435i(320, 240))), root / "plain",
-                      progress=False).path
+    plain = write_bag(
+        list(sequence(9, 0, 10, Intrinsics.d435i(320, 240))), root / "plain", progress=False
+    ).path
     own = get_typestore(Stores.ROS2_KILTED)
     own.register(get_types_from_msg(TELEMETRY_DEF, TELEMETRY_TYPE))
     telemetry = own.types[TELEMETRY_TYPE]
@@ -57,12 +58,21 @@ def recorded(tmp_path_factory) -> dict[str, Path]:
     out = {}
     for storage in ("mcap", "sqlite3"):
         path = root / storage
-        with bags.open_bag(plain) as reader, Writer(
-            path, version=bags.ROSBAG2_VERSION, storage_plugin=StoragePlugin[storage.upper()]
-        ) as writer:
-            ids = {c.topic: writer.add_connection(c.topic, c.msgtype, typestore=bags.typestore(),
-                                                  offered_qos_profiles=[bags.offered_qos()])
-                   for c in reader.connections}
+        with (
+            bags.open_bag(plain) as reader,
+            Writer(
+                path, version=bags.ROSBAG2_VERSION, storage_plugin=StoragePlugin[storage.upper()]
+            ) as writer,
+        ):
+            ids = {
+                c.topic: writer.add_connection(
+                    c.topic,
+                    c.msgtype,
+                    typestore=bags.typestore(),
+                    offered_qos_profiles=[bags.offered_qos()],
+                )
+                for c in reader.connections
+            }
             ids[TELEMETRY] = writer.add_connection(
                 TELEMETRY, TELEMETRY_TYPE, typestore=own, offered_qos_profiles=[best_effort]
             )
@@ -135,8 +145,10 @@ def test_the_repaired_bag_scores_the_same_frames_and_decodes_the_robots_own_type
     # the custom type travels with its definition: a reader that knows nothing of it decodes it
     with AnyReader([out]) as reader:
         (conn,) = [c for c in reader.connections if c.topic == TELEMETRY]
-        decoded = [reader.deserialize(raw, conn.msgtype)
-                   for _, _, raw in reader.messages(connections=[conn])]
+        decoded = [
+            reader.deserialize(raw, conn.msgtype)
+            for _, _, raw in reader.messages(connections=[conn])
+        ]
     assert decoded and [m.mode for m in decoded] == ["search"] * len(decoded)
     assert [m.battery_percent for m in decoded] == list(range(90, 90 - len(decoded), -1))
 
@@ -165,8 +177,9 @@ def test_bag_repair_cli(recorded, tmp_path, capsys):
     assert err.startswith("lowlight bag: error:") and "already exists" in err and "\n" not in err
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "junk.mcap").write_bytes(b"not an mcap at all")
-    assert main(["bag", "repair", "--bag", str(tmp_path / "junk"),
-                 "--out", str(tmp_path / "x")]) == 2
+    assert (
+        main(["bag", "repair", "--bag", str(tmp_path / "junk"), "--out", str(tmp_path / "x")]) == 2
+    )
     assert "MCAP magic" in capsys.readouterr().err and not (tmp_path / "x").exists()
     with pytest.raises(BagError, match="unknown storage"):
         repair_bag(cut, tmp_path / "y", storage="bag")

@@ -201,8 +201,10 @@ def test_a_cut_zstd_chunked_mcap_is_salvaged_like_a_plain_one(written, tmp_path)
     writer = Writer(out, version=bags.ROSBAG2_VERSION, storage_plugin=StoragePlugin.MCAP)
     writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
     with bags.open_bag(written["mcap"]) as reader, writer:
-        ids = {c.topic: writer.add_connection(c.topic, c.msgtype, typestore=store)
-               for c in reader.connections}
+        ids = {
+            c.topic: writer.add_connection(c.topic, c.msgtype, typestore=store)
+            for c in reader.connections
+        }
         for c, t_ns, raw in reader.messages(connections=reader.connections):
             writer.write(ids[c.topic], t_ns, raw)
     file = next(out.glob("*.mcap"))

@@ -216,8 +216,9 @@ def test_bags_and_evaluation_import_no_ros():
 def _frame(sample, i, *, colour=None, encoding="rgb8", gt=True, gt_offset_ns=0):
     """Records of frame ``i``: colour (optionally replaced), then its ground truth."""
     stamp = _stamp(i)
-    colour_msg = bags.image_message(bags.header(stamp), sample.low if colour is None else colour,
-                                    encoding)
+    colour_msg = bags.image_message(
+        bags.header(stamp), sample.low if colour is None else colour, encoding
+    )
     records = [(COLOR_TOPIC, stamp, colour_msg)]
     if gt:
         gt_msg = bags.image_message(bags.header(stamp + gt_offset_ns), sample.label, "mono8")
@@ -363,8 +364,10 @@ def test_existing_output_is_refused_and_failed_writes_leave_nothing(tmp_path, sa
     with pytest.raises(BagError, match="stamped after 2038"):  # int32 seconds, not struct.error
         write_bag(samples[:2], tmp_path / "x", fps=1e-12, progress=False)
     assert not (tmp_path / "x").exists()
-    bad = [samples[0], type(samples[1])(name="odd", low=samples[1].low,
-                                        depth=samples[1].depth.astype(np.float32))]
+    bad = [
+        samples[0],
+        type(samples[1])(name="odd", low=samples[1].low, depth=samples[1].depth.astype(np.float32)),
+    ]
     with pytest.raises(BagError, match="odd: depth"):
         write_bag(bad, tmp_path / "x", progress=False)
     with pytest.raises(BagError, match="no samples"):
@@ -377,12 +380,52 @@ def test_existing_output_is_refused_and_failed_writes_leave_nothing(tmp_path, sa
 
 def test_cli_write_and_info_end_to_end(tmp_path, capsys):
     data, bag = tmp_path / "seq", tmp_path / "bag"
-    assert main(["synth", "--out", str(data), "--views", "6", "--size", "64x48", "--sequence",
-                 "--frames-per-room", "3", "--val-fraction", "0.5", "--workers", "1"]) == 0
+    assert (
+        main(
+            [
+                "synth",
+                "--out",
+                str(data),
+                "--views",
+                "6",
+                "--size",
+                "64x48",
+                "--sequence",
+                "--frames-per-room",
+                "3",
+                "--val-fraction",
+                "0.5",
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
-    assert main(["bag", "write", "--kind", "llrgbd-real", "--data", str(data), "--split", "val",
-                 "--out", str(bag), "--storage", "sqlite3", "--fps", "10", "--normal",
-                 "--max-frames", "2"]) == 0
+    assert (
+        main(
+            [
+                "bag",
+                "write",
+                "--kind",
+                "llrgbd-real",
+                "--data",
+                str(data),
+                "--split",
+                "val",
+                "--out",
+                str(bag),
+                "--storage",
+                "sqlite3",
+                "--fps",
+                "10",
+                "--normal",
+                "--max-frames",
+                "2",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "wrote 2 frames" in out and "sqlite3" in out and "ros2 bag play" in out
     frames = list(iter_frames(bag))
@@ -394,8 +437,25 @@ def test_cli_write_and_info_end_to_end(tmp_path, capsys):
     assert "sqlite3" in out and "0.10 s" in out
     assert all(topic in out for topic in (COLOR_TOPIC, DEPTH_TOPIC, GT_TOPIC, NORMAL_TOPIC))
 
-    assert main(["bag", "write", "--kind", "procedural", "--split", "val", "--out",
-                 str(tmp_path / "proc"), "--size", "32x24", "--max-frames", "2"]) == 0
+    assert (
+        main(
+            [
+                "bag",
+                "write",
+                "--kind",
+                "procedural",
+                "--split",
+                "val",
+                "--out",
+                str(tmp_path / "proc"),
+                "--size",
+                "32x24",
+                "--max-frames",
+                "2",
+            ]
+        )
+        == 0
+    )
     assert len(list(iter_frames(tmp_path / "proc"))) == 2
 
 

@@ -137,15 +137,19 @@ def test_bench_graph_splits_the_graph_into_network_and_pre_post_processing(tmp_p
     graph (reflectance + illumination upsampled to the frame) has more pre/post-processing
     nodes than labels + confidence alone, and the costliest nodes named are the graph's own."""
     out = tmp_path / "results"
-    assert main(["bench", "graph", "--camera-size", "160x120", "--runs", "5", "--out",
-                 str(out)]) == 0
+    assert (
+        main(["bench", "graph", "--camera-size", "160x120", "--runs", "5", "--out", str(out)]) == 0
+    )
     result = json.loads((out / "graph.json").read_text())
     core, every = result["rows"]
     assert (core["pass"], every["pass"]) == ("labels + confidence", "all outputs")
     for row in (core, every):
         assert 0 < row["network_kernels_ms"] and 0 < row["pre_post_kernels_ms"]
-        kernels = (row["network_kernels_ms"] + row["pre_post_kernels_ms"]
-                   + row["runtime_inserted_kernels_ms"])
+        kernels = (
+            row["network_kernels_ms"]
+            + row["pre_post_kernels_ms"]
+            + row["runtime_inserted_kernels_ms"]
+        )
         assert kernels <= row["run_ms"] + 0.005  # sequential kernels inside the runs (means)
         names = [part.rsplit(" ", 1)[0] for part in row["costliest_pre_post"].split(", ")]
         assert names and not any(n.startswith("/model/") for n in names)
@@ -167,11 +171,24 @@ def test_bench_results_go_to_out_unless_told_otherwise():
     adapt = ["bench", "adapt", "--checkpoints", "a.pt"]
     assert parser.parse_args(adapt).out == Path("out/bench")
     assert parser.parse_args([*adapt, "--out", "bench/results"]).out == Path("bench/results")
-    args = parser.parse_args(["bench", "graph", "--arch", "lisu-small", "--camera-size",
-                              "320x240", "--net-size", "160x112"])
+    args = parser.parse_args(
+        [
+            "bench",
+            "graph",
+            "--arch",
+            "lisu-small",
+            "--camera-size",
+            "320x240",
+            "--net-size",
+            "160x112",
+        ]
+    )
     assert (args.arch, args.camera_size, args.net_size) == ("lisu-small", (320, 240), (160, 112))
-    for old in (["synth", "--out-dir", "x"], ["node", "--model", "lisu-tiny"],
-                ["graph", "--model", "lisu-tiny"]):
+    for old in (
+        ["synth", "--out-dir", "x"],
+        ["node", "--model", "lisu-tiny"],
+        ["graph", "--model", "lisu-tiny"],
+    ):
         with pytest.raises(SystemExit):
             parser.parse_args(["bench", *old])
 

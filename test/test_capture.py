@@ -6,7 +6,9 @@ driving what it shows. Depth registration is checked against ``rs.align`` itself
 
 The API used is pyrealsense2's ``pyrs_internal.cpp`` and librealsense's
 ``unit-tests/live/rec-play/test-record-software-device.py`` (IntelRealSense/librealsense,
-master); the alignment rule is ``src/proc/align.cpp`` (``align_images``, ``align_z_to_other``).
+master); the alignment rule is realsenseai/librealsense master ``src/proc/sse/sse-align.cpp``
+(the x86 build pyrealsense2 2.59 runs: ``_mm_cvttps_epi32``, one colour pixel per depth pixel
+unless depth has fewer pixels per degree), checked here against ``rs.align`` itself.
 """
 
 from __future__ import annotations
@@ -26,9 +28,13 @@ from lowlight_perception.data.datasets import open_dataset
 from lowlight_perception.errors import LowlightError
 from lowlight_perception.tools.cli import main
 
+try:  # rclpy before pyrealsense2: with pyrealsense2 (2.59.1) imported first, a process that
+    import rclpy  # noqa: F401  then starts an rclpy node segfaults at exit (measured here)
+except ImportError:
+    pass
 try:
     rs = load_pyrealsense2()
-except LowlightError as err:  # the floors leg (Python 3.10) installs no realsense extra
+except LowlightError as err:  # an environment without the realsense extra
     pytest.skip(f"the realsense extra is not installed: {err}", allow_module_level=True)
 
 W, H = 80, 60  # colour; depth below is another camera (other size, focal length, offset)
@@ -104,25 +110,30 @@ def _scene(seed: int, dw: int = DW, dh: int = DH) -> tuple[np.ndarray, np.ndarra
     a hole of no depth)."""
     rng = np.random.default_rng(seed)
     sharp = np.kron(rng.integers(0, 60, (H // 4, W // 4, 3)), np.ones((4, 4, 1))).astype(np.uint8)
-    blurred = ((sharp.astype(np.uint16) + np.roll(sharp, 2, axis=1) + np.roll(sharp, -2, axis=1))
-               // 3).astype(np.uint8)
+    blurred = (
+        (sharp.astype(np.uint16) + np.roll(sharp, 2, axis=1) + np.roll(sharp, -2, axis=1)) // 3
+    ).astype(np.uint8)
     depth = np.fromfunction(lambda y, x: 1500 + 8 * x + 3 * y, (dh, dw)).astype(np.uint16)
-    depth[dh * 5 // 18: dh * 5 // 9, dw * 5 // 16: dw * 4 // 7] = 900
-    depth[dh * 2 // 3: dh * 5 // 6, dw // 16: dw // 6] = 0
+    depth[dh * 5 // 18 : dh * 5 // 9, dw * 5 // 16 : dw * 4 // 7] = 900
+    depth[dh * 2 // 3 : dh * 5 // 6, dw // 16 : dw // 6] = 0
     return sharp, blurred, depth
 
 
 def _geometry(cam: SoftwareD435i) -> StreamGeometry:
     depth = cam.depth_profile.as_video_stream_profile()
     color = cam.color_profile.as_video_stream_profile()
-    return StreamGeometry.from_realsense(depth.get_intrinsics(), color.get_intrinsics(),
-                                         depth.get_extrinsics_to(color), 0.001)
+    return StreamGeometry.from_realsense(
+        depth.get_intrinsics(), color.get_intrinsics(), depth.get_extrinsics_to(color), 0.001
+    )
 
 
-@pytest.mark.parametrize("depth_camera", [
-    (DW, DH, 80.0),  # more pixels per degree than colour: one colour pixel per depth pixel
-    (48, 36, 38.0),  # fewer (sse-align.cpp then fills each depth pixel's rectangle)
-])
+@pytest.mark.parametrize(
+    "depth_camera",
+    [
+        (DW, DH, 80.0),  # more pixels per degree than colour: one colour pixel per depth pixel
+        (48, 36, 38.0),  # fewer (sse-align.cpp then fills each depth pixel's rectangle)
+    ],
+)
 def test_depth_registration_equals_librealsense_align(depth_camera):
     cam = SoftwareD435i(depth_camera)
     _, _, depth = _scene(0, *depth_camera[:2])
@@ -182,8 +193,17 @@ def test_capture_from_two_recordings_reads_back_as_what_went_in(tmp_path, capsys
     for name, colors in (("low", low), ("normal", normal)):
         _record(tmp_path / f"{name}.db3", SoftwareD435i(), colors, depth)
     out = tmp_path / "captured"
-    argv = ["capture", "--low", str(tmp_path / "low.db3"), "--normal",
-            str(tmp_path / "normal.db3"), "--out", str(out), "--frames", "5"]
+    argv = [
+        "capture",
+        "--low",
+        str(tmp_path / "low.db3"),
+        "--normal",
+        str(tmp_path / "normal.db3"),
+        "--out",
+        str(out),
+        "--frames",
+        "5",
+    ]
     assert main(argv) == 0
     assert "captured 1 view(s)" in capsys.readouterr().out
     (view,) = open_dataset("llrgbd-real", out, "train")
@@ -200,8 +220,7 @@ def test_capture_from_two_recordings_reads_back_as_what_went_in(tmp_path, capsys
     assert entry["low"]["gain"] == GAIN and entry["normal"]["frames"] == [0, 1, 2, 3, 4]
     # a second capture into the same directory adds a view and replaces none
     assert main(argv) == 0
-    assert [v.name for v in open_dataset("llrgbd-real", out, "train")] == ["pose_0000",
-                                                                          "pose_0001"]
+    assert [v.name for v in open_dataset("llrgbd-real", out, "train")] == ["pose_0000", "pose_0001"]
     assert len(yaml.safe_load((out / "capture.yaml").read_text())["sessions"]) == 2
 
 
@@ -244,9 +263,17 @@ def test_live_capture_sets_the_camera_and_writes_each_pose(tmp_path):
     feeder.start()
     try:
         writer = CaptureWriter(tmp_path, "val", source.geometry, {"source": "live"})
-        names = capture_live(source, writer, poses=2, frames=4, settle=3,
-                             low=LowLightSettings(exposure=EXPOSURE, gain=GAIN),
-                             normal_mode="lights", wait=wait, progress=False)
+        names = capture_live(
+            source,
+            writer,
+            poses=2,
+            frames=4,
+            settle=3,
+            low=LowLightSettings(exposure=EXPOSURE, gain=GAIN),
+            normal_mode="lights",
+            wait=wait,
+            progress=False,
+        )
     finally:
         stop.set()
         feeder.join(5)
@@ -272,14 +299,28 @@ def test_sharpness_prefers_the_unblurred_frame_even_in_noise():
 
 
 def test_bad_recordings_are_one_line_errors(tmp_path, capsys):
-    missing = ["capture", "--low", str(tmp_path / "nope.db3"), "--normal",
-               str(tmp_path / "nope.db3"), "--out", str(tmp_path / "o")]
+    missing = [
+        "capture",
+        "--low",
+        str(tmp_path / "nope.db3"),
+        "--normal",
+        str(tmp_path / "nope.db3"),
+        "--out",
+        str(tmp_path / "o"),
+    ]
     assert main(missing) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "recording not found" in err
     (tmp_path / "junk.db3").write_bytes(b"not a recording")
-    junk = ["capture", "--low", str(tmp_path / "junk.db3"), "--normal",
-            str(tmp_path / "junk.db3"), "--out", str(tmp_path / "o")]
+    junk = [
+        "capture",
+        "--low",
+        str(tmp_path / "junk.db3"),
+        "--normal",
+        str(tmp_path / "junk.db3"),
+        "--out",
+        str(tmp_path / "o"),
+    ]
     assert main(junk) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not a librealsense recording" in err
@@ -315,12 +356,45 @@ def test_an_unlabelled_capture_trains_the_decomposition_only(tmp_path, capsys):
     for name, colors in (("low", [sharp] * 3), ("normal", [np.full_like(sharp, 150)] * 3)):
         _record(tmp_path / f"{name}.db3", SoftwareD435i(), colors, depth)
     out = tmp_path / "captured"
-    assert main(["capture", "--low", str(tmp_path / "low.db3"), "--normal",
-                 str(tmp_path / "normal.db3"), "--out", str(out), "--frames", "3"]) == 0
-    train = ["train", "--config", "lisu_small_cpu", "--set", "model=lisu-tiny", "--set",
-             "data.kind=llrgbd-real", "--data", str(out), "--set", "data.size=[64,48]",
-             "--set", "data.workers=0", "--set", "data.options={}", "--set",
-             "data.val_split=train", "--set", "decomp_epochs=1", "--set", "epochs=1"]
+    assert (
+        main(
+            [
+                "capture",
+                "--low",
+                str(tmp_path / "low.db3"),
+                "--normal",
+                str(tmp_path / "normal.db3"),
+                "--out",
+                str(out),
+                "--frames",
+                "3",
+            ]
+        )
+        == 0
+    )
+    train = [
+        "train",
+        "--config",
+        "lisu_small_cpu",
+        "--set",
+        "model=lisu-tiny",
+        "--set",
+        "data.kind=llrgbd-real",
+        "--data",
+        str(out),
+        "--set",
+        "data.size=[64,48]",
+        "--set",
+        "data.workers=0",
+        "--set",
+        "data.options={}",
+        "--set",
+        "data.val_split=train",
+        "--set",
+        "decomp_epochs=1",
+        "--set",
+        "epochs=1",
+    ]
     assert main([*train, "--out", str(tmp_path / "joint")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "has no labels yet" in err
@@ -333,8 +407,21 @@ def test_recordings_of_two_cameras_are_refused(tmp_path, capsys):
     _record(tmp_path / "low.db3", SoftwareD435i(), [sharp] * 2, depth)
     small = _scene(6, 48, 36)[2]
     _record(tmp_path / "normal.db3", SoftwareD435i((48, 36, 38.0)), [sharp] * 2, small)
-    assert main(["capture", "--low", str(tmp_path / "low.db3"), "--normal",
-                 str(tmp_path / "normal.db3"), "--out", str(tmp_path / "o"), "--frames",
-                 "2"]) == 2
+    assert (
+        main(
+            [
+                "capture",
+                "--low",
+                str(tmp_path / "low.db3"),
+                "--normal",
+                str(tmp_path / "normal.db3"),
+                "--out",
+                str(tmp_path / "o"),
+                "--frames",
+                "2",
+            ]
+        )
+        == 2
+    )
     assert "different cameras" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()

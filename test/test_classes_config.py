@@ -126,5 +126,6 @@ def test_overlay_blend_is_exact_in_any_numpy(alpha):
     out = blend(rgb, colours, alpha)
     assert out.dtype == np.uint8
     np.testing.assert_array_equal(out, expected)
-    np.testing.assert_array_equal(blend(rgb[:, ::-1], colours, alpha)[:, ::-1],
-                                  blend(rgb, colours[:, ::-1], alpha))  # views are fine
+    np.testing.assert_array_equal(
+        blend(rgb[:, ::-1], colours, alpha)[:, ::-1], blend(rgb, colours[:, ::-1], alpha)
+    )  # views are fine

@@ -133,7 +133,8 @@ def test_synth_refuses_to_overwrite_a_dataset(tmp_path):
     ]
     result = _lowlight("synth", "--out", str(tmp_path / "neg"), "--views", "1", "--seed", "-1")
     assert result.returncode == 2 and result.stderr.strip().splitlines() == [
-        "lowlight synth: error: seed must be a non-negative integer, got -1"]
+        "lowlight synth: error: seed must be a non-negative integer, got -1"
+    ]
     not_a_dir = tmp_path / "file"
     not_a_dir.write_text("x")
     result = _lowlight("synth", "--out", str(not_a_dir), "--views", "1", "--size", "32x24")

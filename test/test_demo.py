@@ -75,7 +75,8 @@ def test_the_shipped_model_is_scored_on_bags_of_every_d435i_colour_size(tmp_path
     sizes = [(320, 240), (640, 480), (848, 480), (1280, 720)]
     samples = [random_view(8, i, Intrinsics.d435i(*size)) for i, size in enumerate(sizes)]
     write_bag(samples, tmp_path / "bag", progress=False)
-    metrics = evaluate_bag(tmp_path / "bag", demo_model(), tmp_path / "eval", device="cpu",
-                           progress=False)
+    metrics = evaluate_bag(
+        tmp_path / "bag", demo_model(), tmp_path / "eval", device="cpu", progress=False
+    )
     assert metrics["frames"] == len(sizes) and metrics["skipped"] == {}
     assert metrics["mIoU"] > 0

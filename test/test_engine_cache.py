@@ -261,8 +261,11 @@ def test_policy_never_loads_a_valid_engine_and_refuses_to_build(onnx):
     """A read-only drone image: the engine was built ahead; a stale one is an error naming the
     command that builds it, never a build in the air."""
     fake, key = FakeTRT(), make_key(onnx)
-    with pytest.raises(BackendError, match=r"missing: .*build policy is never.*lowlight "
-                       r"build-engine --onnx .*model\.onnx --precision fp16"):
+    with pytest.raises(
+        BackendError,
+        match=r"missing: .*build policy is never.*lowlight "
+        r"build-engine --onnx .*model\.onnx --precision fp16",
+    ):
         fake.load(onnx, key, policy="never")
     assert fake.builds == 0 and not list(onnx.parent.glob("*.engine"))
     fake.load(onnx, key)
@@ -487,9 +490,14 @@ def _build_in_process(onnx: str, out: str, start: float) -> None:
 
     while time.time() < start:
         time.sleep(0.005)
-    engine, event = load_or_build(onnx_path, key, build=slow_build,
-                                  deserialize=FakeTRT.deserialize, metadata=META,
-                                  log=lambda _: None)
+    engine, event = load_or_build(
+        onnx_path,
+        key,
+        build=slow_build,
+        deserialize=FakeTRT.deserialize,
+        metadata=META,
+        log=lambda _: None,
+    )
     with open(out, "a") as handle:
         handle.write(f"{event.status} {engine['engine']}\n")
 
@@ -499,8 +507,9 @@ def test_two_processes_starting_together_build_once_and_agree(onnx, tmp_path):
     out = tmp_path / "events.txt"
     start = time.time() + 0.3
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_build_in_process, args=(str(onnx), str(out), start))
-             for _ in range(2)]
+    procs = [
+        ctx.Process(target=_build_in_process, args=(str(onnx), str(out), start)) for _ in range(2)
+    ]
     for p in procs:
         p.start()
     for p in procs:
@@ -508,7 +517,7 @@ def test_two_processes_starting_together_build_once_and_agree(onnx, tmp_path):
         assert p.exitcode == 0
     lines = out.read_text().split()
     builders = [line for line in out.read_text().splitlines() if line.isdigit()]
-    results = sorted(out.read_text().splitlines()[len(builders):])
+    results = sorted(out.read_text().splitlines()[len(builders) :])
     assert len(builders) == 1, lines  # one build
     assert [r.split()[0] for r in results] == ["built", "hit"]
     assert {r.split()[1] for r in results} == {builders[0]}  # both run the same plan

@@ -50,8 +50,17 @@ METRIC_KEYS = ("mIoU", "OA", "mAcc", "FWIoU")
 def data(tmp_path_factory) -> Path:
     """A procedural sequence: 12 val frames (one room) at 64x48."""
     root = tmp_path_factory.mktemp("eval") / "ds"
-    render_dataset(root, views=2 * FRAMES, size=SIZE, seed=5, sequence=True,
-                   frames_per_room=FRAMES, val_fraction=0.5, workers=1, progress=False)
+    render_dataset(
+        root,
+        views=2 * FRAMES,
+        size=SIZE,
+        seed=5,
+        sequence=True,
+        frames_per_room=FRAMES,
+        val_fraction=0.5,
+        workers=1,
+        progress=False,
+    )
     return root
 
 
@@ -64,8 +73,9 @@ def samples(data):
 def model(tmp_path_factory) -> Path:
     """Random-init lisu-tiny; seed 1 predicts mostly floor, so floor's IoU is not 0."""
     path = tmp_path_factory.mktemp("model") / "tiny.onnx"
-    export_onnx(random_init_model("lisu-tiny", seed=1), path, camera_size=SIZE, net_size=(96, 64),
-                frames=1)
+    export_onnx(
+        random_init_model("lisu-tiny", seed=1), path, camera_size=SIZE, net_size=(96, 64), frames=1
+    )
     return path
 
 
@@ -104,8 +114,23 @@ def test_refine_scores_the_depth_refined_labels_of_every_frame_with_depth(
     from lowlight_perception.inference.refine import RefineConfig
 
     out = tmp_path / "refined"
-    assert main(["eval", "--bag", str(bags["mcap"]), "--model", str(model), "--out", str(out),
-                 "--device", "cpu", "--refine"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--bag",
+                str(bags["mcap"]),
+                "--model",
+                str(model),
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
+                "--refine",
+            ]
+        )
+        == 0
+    )
     metrics = json.loads((out / "metrics.json").read_text())
     with Segmenter(model, device="cpu", refine=RefineConfig()) as seg:
         reference = direct_metrics(
@@ -118,11 +143,11 @@ def test_refine_scores_the_depth_refined_labels_of_every_frame_with_depth(
 
 def test_dataset_mode_equals_bag_mode(bags, data, model, tmp_path):
     from_bag = evaluate_bag(bags["mcap"], model, tmp_path / "bag", device="cpu", progress=False)
-    from_dir = evaluate_dataset("llrgbd-real", data, "val", model, tmp_path / "dir",
-                                device="cpu", progress=False)
+    from_dir = evaluate_dataset(
+        "llrgbd-real", data, "val", model, tmp_path / "dir", device="cpu", progress=False
+    )
     _assert_same(from_dir, from_bag)
     assert from_dir["frames"] == from_bag["frames"] == FRAMES
-
 
 
 def test_dataset_mode_scores_restoration_against_albedo_and_normal_next_to_baselines(
@@ -134,15 +159,21 @@ def test_dataset_mode_scores_restoration_against_albedo_and_normal_next_to_basel
     from lowlight_perception.data.datasets import open_dataset
     from lowlight_perception.evaluation.restoration import RestorationScores
 
-    metrics = evaluate_dataset("llrgbd-real", data, "val", model, tmp_path, device="cpu",
-                               progress=False)
+    metrics = evaluate_dataset(
+        "llrgbd-real", data, "val", model, tmp_path, device="cpu", progress=False
+    )
     direct = RestorationScores()
     with Segmenter(model, device="cpu") as seg:
         dataset = open_dataset("llrgbd-real", data, "val")
         for i in range(len(dataset)):
             view = dataset[i]
-            direct.add(view.low, view.normal, seg.segment(view.low).reflectance,
-                       albedo=view.albedo, normal=view.normal)
+            direct.add(
+                view.low,
+                view.normal,
+                seg.segment(view.low).reflectance,
+                albedo=view.albedo,
+                normal=view.normal,
+            )
     assert metrics["restoration"] == pytest.approx(direct.summary())
     assert {"psnr_restored_vs_albedo", "psnr_gain_vs_albedo", "psnr_max_rgb_vs_normal"} <= set(
         metrics["restoration"]
@@ -151,8 +182,14 @@ def test_dataset_mode_scores_restoration_against_albedo_and_normal_next_to_basel
 
 
 def test_a_run_writes_every_file_with_the_documented_keys(bags, model, tmp_path):
-    metrics = evaluate_bag(bags["mcap"], model, tmp_path, device="cpu", progress=False,
-                           machine={"cpu": "test cpu", "cores": 2})
+    metrics = evaluate_bag(
+        bags["mcap"],
+        model,
+        tmp_path,
+        device="cpu",
+        progress=False,
+        machine={"cpu": "test cpu", "cores": 2},
+    )
     on_disk = json.loads((tmp_path / "metrics.json").read_text())
     assert on_disk["mIoU"] == pytest.approx(metrics["mIoU"])
     for key in METRIC_KEYS:
@@ -186,8 +223,13 @@ def _image(typestore, stamp_ns: int, array: np.ndarray, encoding: str, frame_id:
     )
     data = np.ascontiguousarray(array)
     return T["sensor_msgs/msg/Image"](
-        header=header, height=data.shape[0], width=data.shape[1], encoding=encoding,
-        is_bigendian=0, step=data.strides[0], data=data.view(np.uint8).reshape(-1),
+        header=header,
+        height=data.shape[0],
+        width=data.shape[1],
+        encoding=encoding,
+        is_bigendian=0,
+        step=data.strides[0],
+        data=data.view(np.uint8).reshape(-1),
     )
 
 
@@ -226,8 +268,9 @@ def test_predictions_topic_scores_the_recorded_labels_without_a_model(samples, t
     predictions = [_noisy(s.label, i) for i, s in enumerate(samples)]
     bag = tmp_path / "recorded"
     _write_bag_with_predictions(bag, samples, predictions)
-    metrics = evaluate_bag(bag, None, tmp_path / "out", predictions_topic=PRED_TOPIC,
-                           progress=False)
+    metrics = evaluate_bag(
+        bag, None, tmp_path / "out", predictions_topic=PRED_TOPIC, progress=False
+    )
     reference = direct_metrics(zip(predictions, (s.label for s in samples), strict=True))
     _assert_same(metrics, reference)
     assert 0.6 < metrics["OA"] < 0.85 and 0.1 < metrics["mIoU"] < 0.9  # not trivial
@@ -320,8 +363,17 @@ def test_truncated_bag_gives_partial_metrics_marked_incomplete(data, model, tmp_
     with open(out / "per_frame.csv", newline="") as handle:
         assert len(list(csv.DictReader(handle))) == metrics["frames"]
     # the command says so too, and exits with 1 (report written, results partial)
-    argv = ["eval", "--bag", str(bag), "--model", str(model), "--out", str(tmp_path / "cli"),
-            "--device", "cpu"]
+    argv = [
+        "eval",
+        "--bag",
+        str(bag),
+        "--model",
+        str(model),
+        "--out",
+        str(tmp_path / "cli"),
+        "--device",
+        "cpu",
+    ]
     assert main(argv) == 1
     assert "INCOMPLETE: the bag broke off" in capsys.readouterr().out
 
@@ -356,8 +408,9 @@ def test_an_error_mid_run_still_leaves_the_report_then_raises(samples, tmp_path)
 
 
 def test_samples_stay_few_and_spread_when_the_length_is_unknown(samples, tmp_path):
-    frames = (Frame(i, s.low, s.label, prediction=s.label)
-              for i, s in enumerate(samples * 5))  # 60 frames, total not given
+    frames = (
+        Frame(i, s.low, s.label, prediction=s.label) for i, s in enumerate(samples * 5)
+    )  # 60 frames, total not given
     metrics = evaluate(frames, tmp_path, samples=6, progress=False)
     assert metrics["mIoU"] == 1.0 and metrics["frames"] == 60
     kept = sorted(int(p.stem) for p in (tmp_path / "samples").glob("*.png"))
@@ -366,8 +419,10 @@ def test_samples_stay_few_and_spread_when_the_length_is_unknown(samples, tmp_pat
 
 
 def test_frames_without_ground_truth_are_counted_not_scored(samples, tmp_path):
-    frames = [Frame(i, s.low, None if i % 3 == 0 else s.label, prediction=s.label)
-              for i, s in enumerate(samples)]
+    frames = [
+        Frame(i, s.low, None if i % 3 == 0 else s.label, prediction=s.label)
+        for i, s in enumerate(samples)
+    ]
     metrics = evaluate(frames, tmp_path, progress=False)
     assert metrics["frames"] == 8 and metrics["skipped"] == {"no ground truth": 4}
 
@@ -389,9 +444,23 @@ def test_without_matplotlib_the_report_still_comes_and_says_why(samples, tmp_pat
 def test_cli_evaluates_a_bag_end_to_end(bags, model, tmp_path):
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, "-m", "lowlight_perception.tools.cli", "eval", "--bag",
-         str(bags["sqlite3"]), "--model", str(model), "--out", str(out), "--device", "cpu"],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "lowlight_perception.tools.cli",
+            "eval",
+            "--bag",
+            str(bags["sqlite3"]),
+            "--model",
+            str(model),
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     assert f"evaluated {FRAMES} frames" in proc.stdout and "mIoU" in proc.stdout
@@ -401,9 +470,25 @@ def test_cli_evaluates_a_bag_end_to_end(bags, model, tmp_path):
 
 def test_cli_dataset_with_one_degradation_writes_the_grid(data, model, tmp_path, capsys):
     out = tmp_path / "out"
-    rc = main(["eval", "--dataset", str(data), "--kind", "llrgbd-real", "--model", str(model),
-               "--out", str(out), "--device", "cpu", "--max-frames", "3",
-               "--degrade", "gaussian_blur"])
+    rc = main(
+        [
+            "eval",
+            "--dataset",
+            str(data),
+            "--kind",
+            "llrgbd-real",
+            "--model",
+            str(model),
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+            "--max-frames",
+            "3",
+            "--degrade",
+            "gaussian_blur",
+        ]
+    )
     assert rc == 0
     printed = capsys.readouterr().out
     assert "evaluated 3 frames" in printed and "robustness: clean mIoU" in printed
@@ -427,8 +512,14 @@ def test_cli_dataset_with_one_degradation_writes_the_grid(data, model, tmp_path,
 def test_cli_errors_are_one_line_with_status_2(args, message, bags, model, tmp_path, capsys):
     (tmp_path / "bad.onnx").write_text("not a model")
     fill = {"tmp": tmp_path, "model": model, "bag": bags["mcap"]}
-    argv = ["eval", *(a.format(**fill) for a in args), "--out", str(tmp_path / "out"),
-            "--device", "cpu"]
+    argv = [
+        "eval",
+        *(a.format(**fill) for a in args),
+        "--out",
+        str(tmp_path / "out"),
+        "--device",
+        "cpu",
+    ]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err, err
@@ -441,9 +532,23 @@ def test_sigterm_stops_eval_like_ctrl_c_with_a_partial_report(samples, model, tm
     write_bag(samples * 100, bag, storage="mcap", progress=False)  # 1200 frames: seconds
     out = tmp_path / "report"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lowlight_perception.tools.cli", "eval", "--bag", str(bag),
-         "--model", str(model), "--out", str(out), "--device", "cpu"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "lowlight_perception.tools.cli",
+            "eval",
+            "--bag",
+            str(bag),
+            "--model",
+            str(model),
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 120
     while not (out / "metrics.json").exists() and proc.poll() is None:
@@ -468,8 +573,22 @@ def test_a_bag_with_nothing_to_score_is_one_error_line_without_a_nan_summary(
     bag = tmp_path / "bad_gt"
     bad = [dataclasses.replace(s, label=np.full_like(s.label, 200)) for s in samples[:3]]
     write_bag(bad, bag, progress=False)
-    assert main(["eval", "--bag", str(bag), "--model", str(model), "--out",
-                 str(tmp_path / "out"), "--device", "cpu"]) == 2
+    assert (
+        main(
+            [
+                "eval",
+                "--bag",
+                str(bag),
+                "--model",
+                str(model),
+                "--out",
+                str(tmp_path / "out"),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 2
+    )
     captured = capsys.readouterr()
     assert "nan" not in captured.out and "mIoU" not in captured.out
     (line,) = [x for x in captured.err.splitlines() if x.startswith("lowlight eval:")]

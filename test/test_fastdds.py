@@ -34,9 +34,7 @@ def test_the_major_version_comes_from_the_installed_package_then_the_distro(tmp_
 def test_this_machine_has_fast_dds_3_from_the_ros_wheels():
     assert (Path(sys.prefix) / "share" / "fastdds").is_dir()
     assert fastdds.profile_variable() == "FASTDDS_DEFAULT_PROFILES_FILE"
-    assert fastdds.profile_env() == {
-        "FASTDDS_DEFAULT_PROFILES_FILE": str(fastdds.profile_path())
-    }
+    assert fastdds.profile_env() == {"FASTDDS_DEFAULT_PROFILES_FILE": str(fastdds.profile_path())}
     assert fastdds.profile_path().is_file()
 
 

@@ -29,8 +29,7 @@ def graphs(tmp_path_factory):
     out = {}
     for name in ("lisu-tiny", "lisu-seg"):
         path = root / f"{name}.onnx"
-        export_onnx(random_init_model(name), path, camera_size=CAMERA, net_size=(64, 48),
-                    frames=1)
+        export_onnx(random_init_model(name), path, camera_size=CAMERA, net_size=(64, 48), frames=1)
         out[name] = path
     return out
 
@@ -85,14 +84,18 @@ def test_refusals(graphs):
         subset_model(data[: len(data) // 2], CORE_OUTPUTS)
     # a node with a subgraph (If): its implicit inputs are not traced, so no cut
     branch = helper.make_graph(
-        [helper.make_node("Identity", ["x"], ["y"])], "b", [],
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "b",
+        [],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
     )
     graph = helper.make_graph(
         [helper.make_node("If", ["c"], ["labels"], then_branch=branch, else_branch=branch)],
         "g",
-        [helper.make_tensor_value_info("c", TensorProto.BOOL, []),
-         helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [
+            helper.make_tensor_value_info("c", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [1]),
+        ],
         [helper.make_tensor_value_info("labels", TensorProto.FLOAT, [1])],
     )
     model = helper.make_model(graph).SerializeToString()

@@ -225,10 +225,15 @@ def test_main_launch_declares_its_arguments(main):
         "profile_variable()",
         "OPT_OUT",
     }
-    top = next(
-        n for n in ast.walk(main.tree)
-        if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "LaunchDescription"
-    ).args[0].elts
+    top = (
+        next(
+            n
+            for n in ast.walk(main.tree)
+            if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "LaunchDescription"
+        )
+        .args[0]
+        .elts
+    )
     order = [ast.unparse(e) for e in top]
     profile = order.index("OpaqueFunction(function=_fastdds_profile)")
     assert profile < order.index("realsense") and profile < order.index(
@@ -331,10 +336,15 @@ def test_replay_starts_the_player_only_when_the_node_is_active(replay):
     the include would start without the Fast DDS profile, and before the node had its model.
     So: handlers, then the include, then configure; activate on "inactive"; the player is
     made by the "active" handler."""
-    top = next(
-        n for n in ast.walk(replay.tree)
-        if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "LaunchDescription"
-    ).args[0].elts
+    top = (
+        next(
+            n
+            for n in ast.walk(replay.tree)
+            if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "LaunchDescription"
+        )
+        .args[0]
+        .elts
+    )
     kinds = [ast.unparse(e.func) for e in top]
     first_include = kinds.index("IncludeLaunchDescription")
     assert kinds[:first_include].count("RegisterEventHandler") == 3

@@ -51,8 +51,9 @@ def test_cross_reconstruction_sees_different_reflectances() -> None:
     # mean |R_l S_l - R_n S_l| + mean |R_n S_n - R_l S_n| = mean |R_l - R_n| · (S_l + S_n).
     r_low, r_normal = torch.full((1, 3, 4, 4), 0.5), torch.full((1, 3, 4, 4), 0.75)
     i_low, i_normal = torch.full((1, 1, 4, 4), 0.2), torch.full((1, 1, 4, 4), 0.8)
-    _, terms = decomposition_loss(r_low * i_low, r_normal * i_normal, r_low, i_low, r_normal,
-                                  i_normal)
+    _, terms = decomposition_loss(
+        r_low * i_low, r_normal * i_normal, r_low, i_low, r_normal, i_normal
+    )
     assert terms["recon"].item() == 0.0
     assert terms["recon_cross"].item() == pytest.approx(0.25 * (0.2 + 0.8))
 
@@ -117,11 +118,16 @@ def test_ssim_identity_and_matches_numpy_metric() -> None:
     x = torch.rand(2, 3, 16, 20, generator=_gen())
     assert ssim(x, x).item() == 1.0
     y = (x + 0.1 * torch.randn(x.shape, generator=_gen(1))).clamp(0, 1)
-    expected = np.mean([
-        numpy_ssim(x[b].permute(1, 2, 0).double().numpy(), y[b].permute(1, 2, 0).double().numpy(),
-                   data_range=1.0)
-        for b in range(2)
-    ])
+    expected = np.mean(
+        [
+            numpy_ssim(
+                x[b].permute(1, 2, 0).double().numpy(),
+                y[b].permute(1, 2, 0).double().numpy(),
+                data_range=1.0,
+            )
+            for b in range(2)
+        ]
+    )
     assert ssim(x, y).item() == pytest.approx(expected, abs=1e-5)
     with pytest.raises(ValueError, match="window"):
         ssim(x[..., :8, :8], y[..., :8, :8])
@@ -173,7 +179,8 @@ def test_ce_matches_torch() -> None:
     assert got.item() == pytest.approx(expected.item(), rel=1e-6)
     # uint8 labels (as stored on disk) work too
     assert segmentation_loss(logits, labels.to(torch.uint8)).item() == pytest.approx(
-        F.cross_entropy(logits, labels, ignore_index=0).item(), rel=1e-6)
+        F.cross_entropy(logits, labels, ignore_index=0).item(), rel=1e-6
+    )
 
 
 def test_ce_one_pixel_is_minus_log_p() -> None:
@@ -224,7 +231,8 @@ def test_focal_down_weights_easy_pixels() -> None:
     both = torch.tensor([[[1, 2]]])
     ce_share = segmentation_loss(logits, easy).item() / (2 * segmentation_loss(logits, both).item())
     focal_share = segmentation_loss(logits, easy, kind="focal").item() / (
-        2 * segmentation_loss(logits, both, kind="focal").item())
+        2 * segmentation_loss(logits, both, kind="focal").item()
+    )
     assert focal_share < 0.01 < ce_share  # the easy pixel is ~0.4% of focal, ~4% of CE
 
 
@@ -251,8 +259,9 @@ def test_berhu_hand_values_and_invalid_pixels() -> None:
     # below c it is exactly L1: one large error sets c = 2, the rest are small
     pred = torch.tensor([1.0, 1.3, 0.6, 11.0]).view(1, 1, 2, 2)
     target = torch.ones(1, 1, 2, 2)
-    assert berhu_loss(pred, target).item() == pytest.approx((0.0 + 0.3 + 0.4 + 10.0 ** 2 / 4 + 1.0)
-                                                            / 4, rel=1e-6)
+    assert berhu_loss(pred, target).item() == pytest.approx(
+        (0.0 + 0.3 + 0.4 + 10.0**2 / 4 + 1.0) / 4, rel=1e-6
+    )
 
 
 def test_berhu_gradient_treats_c_as_constant() -> None:
@@ -289,8 +298,11 @@ def _joint_case(reflectance: bool, depth: bool) -> tuple[dict, dict]:
         "reflectance": torch.rand(size, generator=_gen(2)) if reflectance else None,
         "depth": torch.rand(2, 1, 16, 16, generator=_gen(3)) + 1 if depth else None,
     }
-    batch = {"label": labels, "reflectance_target": torch.rand(size, generator=_gen(4)),
-             "depth_m": torch.rand(2, 16, 16, generator=_gen(5)) + 1}
+    batch = {
+        "label": labels,
+        "reflectance_target": torch.rand(size, generator=_gen(4)),
+        "depth_m": torch.rand(2, 16, 16, generator=_gen(5)) + 1,
+    }
     return outputs, batch
 
 
@@ -330,8 +342,12 @@ def _leaf(*shape: int, seed: int = 0, scale: float = 1.0) -> torch.Tensor:
 def _decomp_case() -> tuple[torch.Tensor, list[torch.Tensor]]:
     low = torch.rand(2, 3, 8, 8, generator=_gen(8))
     normal = torch.rand(2, 3, 8, 8, generator=_gen(9))
-    leaves = [_leaf(2, 3, 8, 8), _leaf(2, 1, 8, 8, seed=1), _leaf(2, 3, 8, 8, seed=2),
-              _leaf(2, 1, 8, 8, seed=3)]
+    leaves = [
+        _leaf(2, 3, 8, 8),
+        _leaf(2, 1, 8, 8, seed=1),
+        _leaf(2, 3, 8, 8, seed=2),
+        _leaf(2, 1, 8, 8, seed=3),
+    ]
     return decomposition_loss(low, normal, *leaves)[0], leaves
 
 
@@ -371,8 +387,18 @@ def _berhu_case() -> tuple[torch.Tensor, list[torch.Tensor]]:
         lambda: _seg_grad_case("focal", 0.5, True),
         _berhu_case,
     ],
-    ids=["decomp", "restore", "restore-identity", "ce", "focal", "ce+focal", "focal-saturated",
-         "focal-gamma0-saturated", "focal-gamma0.5-saturated", "berhu"],
+    ids=[
+        "decomp",
+        "restore",
+        "restore-identity",
+        "ce",
+        "focal",
+        "ce+focal",
+        "focal-saturated",
+        "focal-gamma0-saturated",
+        "focal-gamma0.5-saturated",
+        "berhu",
+    ],
 )
 def test_losses_backprop_finite_gradients(case) -> None:
     loss, leaves = case()

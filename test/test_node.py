@@ -66,8 +66,9 @@ def running(model, context):
     rig = NodeRig(context)
 
     def start(reliable: bool = True, inputs: bool = True, outputs=None, **params):
-        return rig.start(node_params(model, **params), reliable=reliable, inputs=inputs,
-                         outputs=outputs)
+        return rig.start(
+            node_params(model, **params), reliable=reliable, inputs=inputs, outputs=outputs
+        )
 
     yield start
     rig.close()
@@ -154,8 +155,10 @@ def _broken_models(model, tmp_path) -> dict:
         ],
         "fails_at_run_time",
         [helper.make_tensor_value_info("frame", TensorProto.UINT8, [*dims, 3])],
-        [helper.make_tensor_value_info(n, TensorProto.UINT8, dims)
-         for n in ("labels", "confidence")],
+        [
+            helper.make_tensor_value_info(n, TensorProto.UINT8, dims)
+            for n in ("labels", "confidence")
+        ],
         [helper.make_tensor("shape", TensorProto.INT64, [2], [7, -1])],
     )
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
@@ -180,8 +183,9 @@ def test_every_configure_failure_is_one_log_line_and_the_node_can_be_configured_
         node = PerceptionNode(context=context, parameter_overrides=node_params(path))
         try:
             assert node.trigger_configure() == TransitionCallbackReturn.FAILURE, case
-            lines = [line for line in capfd.readouterr().err.splitlines()
-                     if "configure failed" in line]
+            lines = [
+                line for line in capfd.readouterr().err.splitlines() if "configure failed" in line
+            ]
             assert len(lines) == 1 and cause in lines[0], (case, lines)
             assert node.segmenter is None
             fixed = node.set_parameters([Parameter("model_path", value=str(model))])[0]
@@ -450,10 +454,7 @@ def test_spin_wait_reaches_both_onnxruntime_sessions(running):
         assert session.get_session_options().get_session_config_entry(key) == "0"
 
 
-
-def test_refine_with_depth_publishes_labels_and_confidence_re_voted_on_the_depth(
-    running, frames
-):
+def test_refine_with_depth_publishes_labels_and_confidence_re_voted_on_the_depth(running, frames):
     """refine_with_depth (a dynamic parameter): the node's labels and confidence are those of
     the same model refined with the frame's aligned depth (in metres, as the node converts
     16UC1), which differ from the unrefined ones; turned off again, the raw ones come back.
@@ -466,8 +467,14 @@ def test_refine_with_depth_publishes_labels_and_confidence_re_voted_on_the_depth
     model = demo_model()
     with Segmenter(model, "onnxruntime", "cpu", threads=1) as seg:
         raw = seg.segment(frames.rgb).copy()
-        refined = refine_labels(raw.labels, raw.confidence, depth_to_metres(frames.depth(0)),
-                                None, RefineConfig(), seg.classes.num_classes)
+        refined = refine_labels(
+            raw.labels,
+            raw.confidence,
+            depth_to_metres(frames.depth(0)),
+            None,
+            RefineConfig(),
+            seg.classes.num_classes,
+        )
     assert (refined[0] != raw.labels).any()  # the test can tell the two apart
     node, probe = running(refine_with_depth=True, model_path=str(model))
 
@@ -476,8 +483,10 @@ def test_refine_with_depth_publishes_labels_and_confidence_re_voted_on_the_depth
         _publish(probe, frames, i)
         for name, count in before.items():
             assert probe.wait_for(name, count + 1), f"no ~/{name}"
-        return tuple(np.frombuffer(bytes(probe.received[name][-1].data), np.uint8).reshape(
-            raw.labels.shape) for name in ("labels", "confidence"))
+        return tuple(
+            np.frombuffer(bytes(probe.received[name][-1].data), np.uint8).reshape(raw.labels.shape)
+            for name in ("labels", "confidence")
+        )
 
     labels, confidence = received(0)
     np.testing.assert_array_equal(labels, refined[0])

@@ -143,13 +143,12 @@ def test_reliability_follows_rosbag2s_rule():
     assert subscribe_reliability([reliable, best_effort]) == best_effort
 
 
-def test_a_best_effort_camera_next_to_an_idle_reliable_publisher_is_received(
-    rig, frames, context
-):
+def test_a_best_effort_camera_next_to_an_idle_reliable_publisher_is_received(rig, frames, context):
     node, probe = rig(outputs=("labels",), reliable=False, use_depth=False)
     idle = Node("idle_reliable_publisher", context=context)
-    qos = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST,
-                     reliability=ReliabilityPolicy.RELIABLE)
+    qos = QoSProfile(
+        depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE
+    )
     idle.create_publisher(Image, COLOR_TOPIC, qos)
     try:
         end = time.monotonic() + 10
@@ -180,22 +179,27 @@ def test_two_streams_of_different_sizes_pair_each_with_its_own_depth(rig, frames
     assert {_key(300 + k) for k in range(12)} <= answered, dict(node.stats.bad)
     assert node.stats.bad.get("no_depth_partner", 0) == 0
     sizes = {(m.width, m.height) for m in probe.received["labels"]}
-    clouds = {m.header.stamp.sec * 10**9 + m.header.stamp.nanosec
-              for m in probe.received["semantic_points"]}
+    clouds = {
+        m.header.stamp.sec * 10**9 + m.header.stamp.nanosec
+        for m in probe.received["semantic_points"]
+    }
     assert sizes == {(640, 480), (320, 240)} and len(clouds) >= 10
 
 
 def test_diagnostics_recover_after_a_bad_frame_and_keep_one_publisher(rig, frames, context):
     node, probe = rig(outputs=("labels",), use_depth=False, diagnostics_period=0.5)
     stream = frames[(320, 240)]
-    bad = Image(header=header(400), encoding="yuv422", width=4, height=4, step=8,
-                data=bytes(32))
+    bad = Image(header=header(400), encoding="yuv422", width=4, height=4, step=8, data=bytes(32))
     seen = len(probe.diagnostics)
     probe.color.publish(bad)
     time.sleep(0.8)
     with probe.lock:
-        after = [s for a in probe.diagnostics[seen:] for s in a.status if s.name.startswith(
-            f"{NODE_NAME}:")]
+        after = [
+            s
+            for a in probe.diagnostics[seen:]
+            for s in a.status
+            if s.name.startswith(f"{NODE_NAME}:")
+        ]
     assert any(s.level == s.WARN and s.message == "skipping bad frames" for s in after)
     for i in range(12):
         probe.color.publish(stream.color(401 + i))
@@ -229,8 +233,11 @@ def test_organised_cloud_is_indexed_by_pixel_as_nav2_reads_it(rig, frames):
     probe.color.publish(stream.color(500))
     assert probe.wait_for("semantic_points", 1) and probe.wait_for("labels", 1)
     cloud_msg = probe.received["semantic_points"][-1]
-    labels_msg = next(m for m in probe.received["labels"]
-                      if (m.header.stamp.sec, m.header.stamp.nanosec) == _key(500))
+    labels_msg = next(
+        m
+        for m in probe.received["labels"]
+        if (m.header.stamp.sec, m.header.stamp.nanosec) == _key(500)
+    )
     assert (cloud_msg.height, cloud_msg.width) == (480, 640)
     assert cloud_msg.width * cloud_msg.height == labels_msg.width * labels_msg.height
     assert cloud_msg.header == labels_msg.header and cloud_msg.is_dense is False
@@ -307,8 +314,9 @@ def test_a_namespaced_node_reads_the_shipped_params_file(tmp_path):
     results = {}
     for name, path in (("shipped", shipped), ("old", old)):
         context = rclpy.Context()
-        rclpy.init(context=context, domain_id=domain_id(),
-                   args=["--ros-args", "--params-file", str(path)])
+        rclpy.init(
+            context=context, domain_id=domain_id(), args=["--ros-args", "--params-file", str(path)]
+        )
         try:
             for namespace in ("", "robot1"):
                 node = PerceptionNode(context=context, namespace=namespace)

@@ -77,7 +77,7 @@ def test_the_parameter_table_is_the_nodes_interface():
     from lowlight_perception.ros.interface import PARAMS
 
     text = (REPO / "README.md").read_text()
-    table = text[text.index("| parameter | default |"):].split("\n\n", 1)[0]
+    table = text[text.index("| parameter | default |") :].split("\n\n", 1)[0]
     rows = re.findall(r"^\| `(\w+)` \| `([^`]*)` \|", table, re.M)
     assert [name for name, _ in rows] == [p.name for p in PARAMS]
     for (name, shown), p in zip(rows, PARAMS, strict=True):

@@ -83,5 +83,6 @@ def test_it_reduces_errors_of_a_coarse_prediction_on_a_procedural_view():
 
 def test_mismatched_shapes_are_refused():
     with pytest.raises(ValueError, match="same height and width"):
-        refine_labels(np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.uint8),
-                      np.zeros((4, 5), np.float32))
+        refine_labels(
+            np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.uint8), np.zeros((4, 5), np.float32)
+        )

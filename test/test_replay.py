@@ -24,8 +24,9 @@ def recorded(tmp_path_factory):
     bag = root / "bag"
     write_bag(list(sequence(5, 0, 24, K)), bag, storage="mcap", fps=30.0, progress=False)
     model = root / "tiny.onnx"
-    export_onnx(random_init_model("lisu-tiny"), model, camera_size=(160, 120),
-                net_size=(96, 64), frames=1)
+    export_onnx(
+        random_init_model("lisu-tiny"), model, camera_size=(160, 120), net_size=(96, 64), frames=1
+    )
     domain_id()
     return bag, model
 
@@ -36,8 +37,23 @@ def test_replay_measures_latency_throughput_and_peak(recorded, tmp_path, capsys)
     out = tmp_path / "replay.json"
     # from half the recorded rate: a tiny model keeps up on a loaded 2-core CI machine too
     # (how fast it goes is for `lowlight bench`, not for a test)
-    assert main(["replay", "--bag", str(bag), "--model", str(model), "--peak", "--rate", "0.5",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "replay",
+                "--bag",
+                str(bag),
+                "--model",
+                str(model),
+                "--peak",
+                "--rate",
+                "0.5",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     result = json.loads(out.read_text())
     first = result["passes"][0]
     assert result["frames"] == first["sent"] == 24

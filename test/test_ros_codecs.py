@@ -345,8 +345,17 @@ def test_organised_cloud_keeps_every_pixel_and_marks_invalid_depth_nan():
     depth_m[4, 7] = np.nan
     depth_m[:, 20:] = 50.0  # beyond max_depth: kept, the organised cloud filters nothing
     confidence[:2] = 0
-    points = semantic_points(depth_m, labels, confidence, camera, load_classes().palette,
-                             decimation=4, min_confidence=0.9, max_depth=10.0, organized=True)
+    points = semantic_points(
+        depth_m,
+        labels,
+        confidence,
+        camera,
+        load_classes().palette,
+        decimation=4,
+        min_confidence=0.9,
+        max_depth=10.0,
+        organized=True,
+    )
     assert points.shape == (30, 41)
     invalid = ~(depth_m > 0)
     assert np.isnan(points["z"][invalid]).all() and np.isnan(points["y"][invalid]).all()
@@ -364,8 +373,9 @@ def test_unorganised_cloud_drops_points_that_would_not_be_finite():
     depth_m, labels, confidence, camera = plane_inputs()
     huge = Intrinsics(camera.width, camera.height, 1e-3, 1e-3, 0.0, 0.0)  # rays overflow
     depth_m[:] = 3e37
-    points = semantic_points(depth_m, labels, confidence, huge, load_classes().palette,
-                             max_depth=np.inf)
+    points = semantic_points(
+        depth_m, labels, confidence, huge, load_classes().palette, max_depth=np.inf
+    )
     assert all(np.isfinite(points[c]).all() for c in ("x", "y", "z"))
     assert to_pointcloud2(points, header()).is_dense
 
@@ -450,9 +460,7 @@ def test_pointcloud2_to_numpy_reads_foreign_clouds():
 # msg/LabelInfo.msg and msg/VisionClass.msg (comments left out). vision_msgs has no PyPI wheel,
 # so the node's message is checked against these definitions with rosbags' CDR serialiser.
 VISION_CLASS_MSG = "uint16 class_id\nstring class_name\n"
-LABEL_INFO_MSG = (
-    "std_msgs/Header header\nvision_msgs/VisionClass[] class_map\nfloat32 threshold\n"
-)
+LABEL_INFO_MSG = "std_msgs/Header header\nvision_msgs/VisionClass[] class_map\nfloat32 threshold\n"
 
 
 def test_label_info_fits_the_vision_msgs_definition_and_lists_every_class():
@@ -470,8 +478,9 @@ def test_label_info_fits_the_vision_msgs_definition_and_lists_every_class():
     names = load_classes().names
 
     def empty() -> object:
-        return LabelInfo(header=Header(stamp=Stamp(sec=0, nanosec=0), frame_id=""),
-                         class_map=[], threshold=1.0)
+        return LabelInfo(
+            header=Header(stamp=Stamp(sec=0, nanosec=0), frame_id=""), class_map=[], threshold=1.0
+        )
 
     msg = label_info(names, empty, VisionClass)
     raw = store.serialize_cdr(msg, "vision_msgs/msg/LabelInfo")
@@ -525,7 +534,10 @@ def test_image_bytes_are_what_the_rmw_reads_and_writes(frame_id, encoding, array
         assert (read.header.stamp.sec, read.header.stamp.nanosec) == (1_700_000_123, 33_333_333)
         assert read.header.frame_id == frame_id
         assert (read.height, read.width, read.encoding, read.step) == (
-            msg.height, msg.width, encoding, msg.step
+            msg.height,
+            msg.width,
+            encoding,
+            msg.step,
         )
         np.testing.assert_array_equal(image_to_numpy(read), array)
 
@@ -552,8 +564,7 @@ def test_bad_bytes_are_an_image_error_not_a_crash():
     from lowlight_perception.ros.codecs import image_from_cdr
     from lowlight_perception.ros.loopback import cdr_stamp
 
-    data = serialize_message(numpy_to_image(np.zeros((4, 4), np.uint8), "mono8",
-                                            _cdr_header("f")))
+    data = serialize_message(numpy_to_image(np.zeros((4, 4), np.uint8), "mono8", _cdr_header("f")))
     assert cdr_stamp(data) == (1_700_000_123, 33_333_333)
     for cut in (0, 3, 10, 30, len(data) - 20):
         with pytest.raises(ImageError, match=r"truncated|not a serialized"):

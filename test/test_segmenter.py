@@ -45,8 +45,11 @@ def _frame(index: int = 0, size=CAMERA) -> np.ndarray:
     return random_view(9, index, Intrinsics.d435i(*size)).low
 
 
-@pytest.mark.skipif(HAS_TENSORRT or HAS_ORT_CUDA, reason="this machine has TensorRT or ONNX "
-                    "Runtime's CUDA provider: auto picks them (test_tensorrt_backend covers it)")
+@pytest.mark.skipif(
+    HAS_TENSORRT or HAS_ORT_CUDA,
+    reason="this machine has TensorRT or ONNX "
+    "Runtime's CUDA provider: auto picks them (test_tensorrt_backend covers it)",
+)
 def test_auto_picks_onnxruntime_cpu_here_and_logs_why(exported, caplog):
     with caplog.at_level(logging.INFO, logger="lowlight_perception.inference"):
         seg = Segmenter(exported[1])
@@ -133,8 +136,9 @@ def _rewrite(path, out, *, props=None, fixed=None, labels_dtype=None):
 def test_a_fixed_size_model_of_format_1_takes_only_its_size(exported, tmp_path):
     """lowlight_perception 0.1 exported graphs fixed at the camera size: still served at that
     size, other sizes refused with what to do."""
-    old = _rewrite(exported[1], tmp_path / "old.onnx", fixed=CAMERA,
-                   props={"lowlight.format_version": "1"})
+    old = _rewrite(
+        exported[1], tmp_path / "old.onnx", fixed=CAMERA, props={"lowlight.format_version": "1"}
+    )
     seg = Segmenter(old, device="cpu")
     assert seg.frame_size == CAMERA
     assert seg.segment(_frame()).labels.shape == (120, 160)
@@ -151,8 +155,13 @@ def test_a_fixed_size_model_of_format_1_takes_only_its_size(exported, tmp_path):
         ({"lowlight.camera_size": "[640, 480, 3]"}, "camera_size must be two positive"),
         ({"lowlight.net_size": "[0, 64]"}, "net_size must be two positive"),
         ({"lowlight.upsample": '"cubic"'}, "upsample must be one of labels, logits"),
-        ({"lowlight.class_names": json.dumps(["c"] * 300),
-          "lowlight.palette": json.dumps([[0, 0, 0]] * 300)}, "1..256 strings"),
+        (
+            {
+                "lowlight.class_names": json.dumps(["c"] * 300),
+                "lowlight.palette": json.dumps([[0, 0, 0]] * 300),
+            },
+            "1..256 strings",
+        ),
     ],
 )
 def test_unusable_metadata_is_a_model_error_at_load(exported, tmp_path, props, message):

@@ -219,13 +219,19 @@ def test_led_colour_beam_vignetting_and_motion_blur_change_the_dark_view(small_c
     size = scene.room_size(rng)
     room = scene.generate_room(rng, size, keep_free=np.array([[2.0, 2.0]]))
     pose = raycast.Pose(np.array([2.0, 2.0, 1.2]), np.array([1.0, 0.3, -0.2]))
-    plain = {"led_gain": (0.3, 0.3), "led_warmth": (0.0, 0.0), "beam_exponent": (0.0, 0.0),
-             "vignetting": (0.0, 0.0), "motion_blur": (0.0, 0.0)}
+    plain = {
+        "led_gain": (0.3, 0.3),
+        "led_warmth": (0.0, 0.0),
+        "beam_exponent": (0.0, 0.0),
+        "vignetting": (0.0, 0.0),
+        "motion_blur": (0.0, 0.0),
+    }
 
     def dark(**change):
         low = synthetic.LowLight(**{**plain, **change})
-        return synthetic.render(room, pose, small_camera, np.random.default_rng(0),
-                                noise=False, low=low)
+        return synthetic.render(
+            room, pose, small_camera, np.random.default_rng(0), noise=False, low=low
+        )
 
     base = dark()
     # warm LED: red up, blue down, against the neutral one on the same pixels
@@ -241,7 +247,8 @@ def test_led_colour_beam_vignetting_and_motion_blur_change_the_dark_view(small_c
     vig = dark(vignetting=(0.4, 0.4))
     corner_over_centre = lambda s: s[0, 0] / s[h // 2, w // 2]  # noqa: E731 (auto-exposed)
     assert corner_over_centre(vig.shading_normal) / corner_over_centre(base.shading_normal) == (
-        pytest.approx(0.6, rel=0.02)), "one lens: both views"
+        pytest.approx(0.6, rel=0.02)
+    ), "one lens: both views"
     # a horizontal streak smooths along x only; labels and depth stay sharp
     streak = synthetic.motion_blur(np.eye(9, dtype=np.float32)[..., None], 4.0, 0.0)[..., 0]
     assert streak[4, 2:7] == pytest.approx(np.full(5, 0.2)) and streak[4].sum() == pytest.approx(1)

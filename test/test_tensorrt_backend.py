@@ -239,8 +239,9 @@ def test_one_engine_answers_every_d435i_size_like_onnxruntime(tiny_onnx, tmp_pat
     from lowlight_perception.camera import Intrinsics
     from lowlight_perception.data.synthetic import random_view
 
-    with TensorRTBackend(tiny_onnx, precision="fp32", cache_dir=tmp_path,
-                         cuda_graph=cuda_graph) as trt:
+    with TensorRTBackend(
+        tiny_onnx, precision="fp32", cache_dir=tmp_path, cuda_graph=cuda_graph
+    ) as trt:
         assert trt.frame_size is None
         for size in [(640, 480), (320, 240), (1280, 720), (640, 480)]:
             frame = random_view(7, 0, Intrinsics.d435i(*size)).low
@@ -292,17 +293,36 @@ def test_the_tensorrt_api_has_every_name_the_backend_uses():
 
     assert int(trt.__version__.split(".")[0]) == 10, "the tensorrt extras pin TensorRT 10"
     for cls, names in {
-        trt.Builder: ("create_network", "create_builder_config", "create_optimization_profile",
-                      "build_serialized_network"),
+        trt.Builder: (
+            "create_network",
+            "create_builder_config",
+            "create_optimization_profile",
+            "build_serialized_network",
+        ),
         trt.INetworkDefinition: ("get_input",),
         trt.IOptimizationProfile: ("set_shape",),
-        trt.IBuilderConfig: ("set_memory_pool_limit", "add_optimization_profile", "set_flag",
-                             "clear_flag", "get_flag"),
-        trt.ICudaEngine: ("num_io_tensors", "get_tensor_name", "get_tensor_mode",
-                          "get_tensor_shape", "get_tensor_dtype", "get_tensor_profile_shape",
-                          "create_execution_context"),
-        trt.IExecutionContext: ("set_tensor_address", "set_input_shape", "get_tensor_shape",
-                                "execute_async_v3"),
+        trt.IBuilderConfig: (
+            "set_memory_pool_limit",
+            "add_optimization_profile",
+            "set_flag",
+            "clear_flag",
+            "get_flag",
+        ),
+        trt.ICudaEngine: (
+            "num_io_tensors",
+            "get_tensor_name",
+            "get_tensor_mode",
+            "get_tensor_shape",
+            "get_tensor_dtype",
+            "get_tensor_profile_shape",
+            "create_execution_context",
+        ),
+        trt.IExecutionContext: (
+            "set_tensor_address",
+            "set_input_shape",
+            "get_tensor_shape",
+            "execute_async_v3",
+        ),
         trt.OnnxParser: ("parse_from_file", "get_error", "num_errors"),
         trt.Runtime: ("deserialize_cuda_engine",),
     }.items():
@@ -310,9 +330,7 @@ def test_the_tensorrt_api_has_every_name_the_backend_uses():
         assert not missing, (cls.__name__, missing)
     assert hasattr(trt.BuilderFlag, "FP16") and hasattr(trt.BuilderFlag, "TF32")
     assert trt.MemoryPoolType.WORKSPACE is not None and trt.TensorIOMode.INPUT is not None
-    assert network_flags(trt, "fp32") == 1 << int(
-        trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED
-    )
+    assert network_flags(trt, "fp32") == 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
     assert network_flags(trt, "fp16") == 0
     assert {"VERBOSE", "INFO", "WARNING", "ERROR", "INTERNAL_ERROR"} <= set(
         trt.ILogger.Severity.__members__
@@ -339,11 +357,15 @@ def test_engine_io_is_checked_with_dynamic_height_and_width():
         IOTensor("reflectance", "output", (-1, -1, 3), "uint8"),
     )
     assert _io_problems(dynamic, (640, 480)) == []
-    fixed = (IOTensor("frame", "input", (480, 640, 3), "uint8"),
-             IOTensor("labels", "output", (480, 640), "uint8"))
+    fixed = (
+        IOTensor("frame", "input", (480, 640, 3), "uint8"),
+        IOTensor("labels", "output", (480, 640), "uint8"),
+    )
     assert _io_problems(fixed, (640, 480)) == []
-    wrong = (IOTensor("frame", "input", (-1, -1, 4), "uint8"),
-             IOTensor("labels", "output", (240, 320), "float"))
+    wrong = (
+        IOTensor("frame", "input", (-1, -1, 4), "uint8"),
+        IOTensor("labels", "output", (240, 320), "float"),
+    )
     problems = _io_problems(wrong, (640, 480))
     assert any("frame shape (-1, -1, 4)" in p for p in problems)
     assert any("labels shape (240, 320)" in p for p in problems)

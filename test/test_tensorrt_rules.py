@@ -56,8 +56,11 @@ def test_uint8_transpose_before_the_cast_is_named():
         helper.make_node("Transpose", ["frame"], ["hwc"], perm=[2, 0, 1], name="t"),
         helper.make_node("Cast", ["hwc"], ["labels"], to=TensorProto.FLOAT, name="c"),
     ]
-    proto = _model(nodes, [_value("frame", TensorProto.UINT8, [4, 4, 3])],
-                   [_value("labels", TensorProto.FLOAT, [3, 4, 4])])
+    proto = _model(
+        nodes,
+        [_value("frame", TensorProto.UINT8, [4, 4, 3])],
+        [_value("labels", TensorProto.FLOAT, [3, 4, 4])],
+    )
     assert tensorrt_rules.problems(proto) == [
         "uint8 tensor 'frame' feeds Transpose 't'",
         "uint8 tensor 'hwc' made by Transpose 't'",
@@ -66,8 +69,12 @@ def test_uint8_transpose_before_the_cast_is_named():
 
 
 def test_control_flow_unknown_ops_and_bad_types_are_named():
-    then = helper.make_graph([helper.make_node("Identity", ["x"], ["a"])], "then", [],
-                             [_value("a", TensorProto.FLOAT, [2])])
+    then = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["a"])],
+        "then",
+        [],
+        [_value("a", TensorProto.FLOAT, [2])],
+    )
     nodes = [
         helper.make_node("Cast", ["x"], ["d"], to=TensorProto.DOUBLE, name="to_double"),
         helper.make_node("Cast", ["d"], ["y"], to=TensorProto.FLOAT, name="back"),
@@ -76,10 +83,16 @@ def test_control_flow_unknown_ops_and_bad_types_are_named():
     ]
     proto = _model(
         nodes,
-        [_value("x", TensorProto.FLOAT, [2]), _value("flag", TensorProto.BOOL, []),
-         _value("m", TensorProto.FLOAT, [2, 2])],
-        [_value("y", TensorProto.FLOAT, [2]), _value("z", TensorProto.FLOAT, [2]),
-         _value("det", TensorProto.FLOAT, [])],
+        [
+            _value("x", TensorProto.FLOAT, [2]),
+            _value("flag", TensorProto.BOOL, []),
+            _value("m", TensorProto.FLOAT, [2, 2]),
+        ],
+        [
+            _value("y", TensorProto.FLOAT, [2]),
+            _value("z", TensorProto.FLOAT, [2]),
+            _value("det", TensorProto.FLOAT, []),
+        ],
     )
     found = tensorrt_rules.problems(proto)
     assert "tensor 'd' is DOUBLE" in found
@@ -97,15 +110,20 @@ def test_computed_axes_clip_bounds_and_resize_modes_are_named():
         helper.make_node("Unsqueeze", ["x", "shape"], ["bad"], name="computed_axes"),
         helper.make_node("ReduceMax", ["x"], ["low"], keepdims=0, name="max"),
         helper.make_node("Clip", ["x", "low"], ["clipped"], name="clip"),
-        helper.make_node("Resize", ["img", "", "scales"], ["big"], mode="cubic", antialias=1,
-                         name="resize"),
+        helper.make_node(
+            "Resize", ["img", "", "scales"], ["big"], mode="cubic", antialias=1, name="resize"
+        ),
     ]
     scales = helper.make_tensor("scales", TensorProto.FLOAT, [4], [1, 1, 2, 2])
     proto = _model(
         nodes,
         [_value("x", TensorProto.FLOAT, [1]), _value("img", TensorProto.FLOAT, [1, 1, 2, 2])],
-        [_value("ok", TensorProto.FLOAT, None), _value("bad", TensorProto.FLOAT, None),
-         _value("clipped", TensorProto.FLOAT, [1]), _value("big", TensorProto.FLOAT, None)],
+        [
+            _value("ok", TensorProto.FLOAT, None),
+            _value("bad", TensorProto.FLOAT, None),
+            _value("clipped", TensorProto.FLOAT, [1]),
+            _value("big", TensorProto.FLOAT, None),
+        ],
         initializers=[axes, scales],
         opset=19,
     )
@@ -119,8 +137,12 @@ def test_computed_axes_clip_bounds_and_resize_modes_are_named():
 
 
 def test_an_opset_newer_than_tensorrt_takes_is_named():
-    proto = _model([helper.make_node("Relu", ["x"], ["y"])], [_value("x", TensorProto.FLOAT, [1])],
-                   [_value("y", TensorProto.FLOAT, [1])], opset=21)
+    proto = _model(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        [_value("x", TensorProto.FLOAT, [1])],
+        [_value("y", TensorProto.FLOAT, [1])],
+        opset=21,
+    )
     assert tensorrt_rules.problems(proto) == ["opset 21 outside TensorRT's 9...20"]
 
 
@@ -128,8 +150,9 @@ def test_export_refuses_a_graph_that_breaks_the_rules(tmp_path, monkeypatch):
     """Every export runs the check: with Conv taken off the list (as for a TensorRT that lacked
     it), exporting fails naming the node and leaves no file to ship."""
     model = ex.random_init_model("lisu-tiny", seed=0)
-    monkeypatch.setattr(tensorrt_rules, "OPS", {k: v for k, v in tensorrt_rules.OPS.items()
-                                                if k != "Conv"})
+    monkeypatch.setattr(
+        tensorrt_rules, "OPS", {k: v for k, v in tensorrt_rules.OPS.items() if k != "Conv"}
+    )
     out = tmp_path / "m.onnx"
     with pytest.raises(ex.ExportError, match=r"Conv .*not in the checked TensorRT operator list"):
         ex.export_onnx(model, out, camera_size=(160, 120), net_size=NET, frames=1)

@@ -114,9 +114,7 @@ def _encoder_names(model) -> set[str]:
     return {name for name, p in model.named_parameters() if id(p) in ids}
 
 
-def test_fine_tuning_with_frozen_encoders_keeps_them_bit_identical_in_both_stages(
-    tmp_path, capsys
-):
+def test_fine_tuning_with_frozen_encoders_keeps_them_bit_identical_in_both_stages(tmp_path, capsys):
     """[LISU] §6.5 (README, References: "we freeze the encoders of LISU-decomp and LISU-joint, and
     fine-tune ... updating the decoders' parameters"): with init_from + freeze_encoders and the
     default stage all, neither stage moves an encoder weight (nor its BatchNorm statistics);
@@ -538,16 +536,32 @@ def test_torchrun_two_cpu_processes_validate_the_whole_split(tmp_path):
 
 
 def test_bench_seeds_compares_finished_runs_per_model_and_paired_by_seed(tmp_path, capsys):
-    runs = {("lisu-tiny", 0): tmp_path / "a0", ("lisu-tiny", 1): tmp_path / "a1",
-            ("lisu-seg", 0): tmp_path / "s0"}
+    runs = {
+        ("lisu-tiny", 0): tmp_path / "a0",
+        ("lisu-tiny", 1): tmp_path / "a1",
+        ("lisu-seg", 0): tmp_path / "s0",
+    }
     for (model, seed), out in runs.items():
         extra = ["--set", f"seed={seed}"]
         if model == "lisu-seg":
             extra += ["--set", "model=lisu-seg", "--set", "model_config={width: 0.125}"]
         assert _train(out, *extra) == 0
     last = {key: json.loads((out / "metrics.json").read_text())[-1] for key, out in runs.items()}
-    assert main(["bench", "seeds", "--runs", *map(str, runs.values()), "--reference",
-                 "lisu-tiny", "--out", str(tmp_path / "res")]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "seeds",
+                "--runs",
+                *map(str, runs.values()),
+                "--reference",
+                "lisu-tiny",
+                "--out",
+                str(tmp_path / "res"),
+            ]
+        )
+        == 0
+    )
     result = json.loads((tmp_path / "res" / "training_seeds.json").read_text())
     tiny, seg = result["models"]  # the reference first
     values = [round(last[("lisu-tiny", s)]["mIoU"], 4) for s in (0, 1)]  # as read_run keeps
@@ -569,15 +583,18 @@ def test_bench_seeds_refuses_a_directory_that_is_not_a_run(tmp_path, capsys):
     assert len(err) == 1 and "not a finished training run" in err[0]
 
 
-@pytest.mark.parametrize("status, expected", [("", "abc1234"), (" M lowlight_perception/x.py",
-                                                                 "abc1234+dirty")])
-def test_provenance_commit_says_when_the_code_was_not_that_commit(tmp_path, monkeypatch,
-                                                                   status, expected):
+@pytest.mark.parametrize(
+    "status, expected", [("", "abc1234"), (" M lowlight_perception/x.py", "abc1234+dirty")]
+)
+def test_provenance_commit_says_when_the_code_was_not_that_commit(
+    tmp_path, monkeypatch, status, expected
+):
     from lowlight_perception.training.loop import _git_commit
 
     fake = tmp_path / "git"  # answers like git: rev-parse, then status --porcelain
-    fake.write_text('#!/bin/sh\ncase "$1" in rev-parse) echo abc1234;; status) printf "%s" '
-                    f'"{status}";; esac\n')
+    fake.write_text(
+        f'#!/bin/sh\ncase "$1" in rev-parse) echo abc1234;; status) printf "%s" "{status}";; esac\n'
+    )
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
     assert _git_commit() == expected

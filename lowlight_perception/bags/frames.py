@@ -236,9 +236,7 @@ class _Pairer:
             except CameraInfoError as err:
                 self.stats.warn(f"bad camera_info: {err}")
         self.stats.frames_yielded += 1
-        return Frame(
-            frame.index, frame.rgb, label, depth, prediction, frame.stamp_ns, intrinsics
-        )
+        return Frame(frame.index, frame.rgb, label, depth, prediction, frame.stamp_ns, intrinsics)
 
 
 def _check_topics(

@@ -102,7 +102,7 @@ def inspect_bag(bag: Path) -> BagInfo:
 
 
 def storage_of(path: Path, reader: Any) -> str:
-    """"mcap" or "sqlite3": the salvaged file's, else the metadata.yaml's
+    """ "mcap" or "sqlite3": the salvaged file's, else the metadata.yaml's
     ``storage_identifier``; "?" when neither says."""
     storage = getattr(reader, "storage", None)
     if storage is not None:

@@ -162,8 +162,13 @@ class Salvaged:
                         meta = _str_map(rec, pos)
                         name, definition = schemas.get(sid, ("?", ""))
                         self._channels[cid] = _Channel(
-                            cid, topic, name, encoding, meta.get("offered_qos_profiles", ""),
-                            definition, meta.get("topic_type_hash", ""),
+                            cid,
+                            topic,
+                            name,
+                            encoding,
+                            meta.get("offered_qos_profiles", ""),
+                            definition,
+                            meta.get("topic_type_hash", ""),
                         )
                     elif op == 0x05:  # Message: channel_id u16, sequence u32, log_time u64...
                         cid, _, log_time = struct.unpack_from("<HIQ", rec)

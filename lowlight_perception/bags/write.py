@@ -203,8 +203,10 @@ def write_bag(
         ):
             stamp = T0_NS + round(index * 1e9 / fps)
             if stamp >= MAX_STAMP_NS:
-                raise BagError(f"frame {index} at {fps:g} fps would be stamped after 2038 "
-                               "(builtin_interfaces/Time's int32 seconds): raise --fps")
+                raise BagError(
+                    f"frame {index} at {fps:g} fps would be stamped after 2038 "
+                    "(builtin_interfaces/Time's int32 seconds): raise --fps"
+                )
             for topic, msg in frame_messages(sample, stamp, include_normal, include_labels):
                 if topic not in connections:
                     connections[topic] = writer.add_connection(

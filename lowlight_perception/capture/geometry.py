@@ -68,11 +68,11 @@ class StreamGeometry:
             depth_units=float(depth_units),
         )
 
-
     def same_camera(self, other: StreamGeometry) -> bool:
         """Both streams, their relation and the depth units agree (one camera, one mode)."""
         return (
-            self.color == other.color and self.depth == other.depth
+            self.color == other.color
+            and self.depth == other.depth
             and np.allclose(self.rotation, other.rotation, atol=1e-6)
             and np.allclose(self.translation, other.translation, atol=1e-7)
             and abs(self.depth_units - other.depth_units) < 1e-9
@@ -113,7 +113,9 @@ def _pixels_per_degree(k: Intrinsics) -> tuple[float, float]:
 def _fills_rectangles(g: StreamGeometry) -> bool:
     depth, color = _pixels_per_degree(g.depth), _pixels_per_degree(g.color)
     special = ((g.depth.width, g.depth.height), (g.color.width, g.color.height)) in (
-        ((640, 240), (320, 180)), ((640, 480), (640, 360)))
+        ((640, 240), (320, 180)),
+        ((640, 480), (640, 360)),
+    )
     return depth[0] < color[0] or depth[1] < color[1] or special
 
 

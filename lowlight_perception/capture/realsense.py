@@ -56,7 +56,11 @@ def _video(profile: Any) -> Any:
 
 
 def _pick_profile(
-    rs: Any, sensors: list, stream: Any, formats: tuple[str, ...], size: tuple[int, int] | None,
+    rs: Any,
+    sensors: list,
+    stream: Any,
+    formats: tuple[str, ...],
+    size: tuple[int, int] | None,
     fps: int | None,
 ) -> tuple[Any, Any]:
     """(sensor, profile) of the first matching video profile: ``size``/``fps`` when given,
@@ -64,27 +68,32 @@ def _pick_profile(
     wanted = [getattr(rs.format, f) for f in formats]
     for sensor in sensors:
         profiles = [
-            p for p in sensor.get_stream_profiles()
+            p
+            for p in sensor.get_stream_profiles()
             if p.stream_type() == stream and p.format() in wanted and p.is_video_stream_profile()
         ]
         if not profiles:
             continue
         fits = [
-            p for p in profiles
+            p
+            for p in profiles
             if (size is None or (_video(p).width(), _video(p).height()) == tuple(size))
             and (fps is None or p.fps() == fps)
         ]
         if not fits:
-            offered = sorted({f"{_video(p).width()}x{_video(p).height()}@{p.fps()}"
-                              for p in profiles})
+            offered = sorted(
+                {f"{_video(p).width()}x{_video(p).height()}@{p.fps()}" for p in profiles}
+            )
             raise LowlightError(
                 f"{sensor.get_info(rs.camera_info.name)} offers no {stream} stream at "
                 f"{'x'.join(map(str, size)) if size else 'any size'}"
                 f"{f' {fps} FPS' if fps else ''}; it offers {', '.join(offered)}"
             )
         return sensor, next((p for p in fits if p.is_default()), fits[0])
-    raise LowlightError(f"the device has no {stream} stream in {'/'.join(formats)}"
-                        f"{' or z16' if stream == rs.stream.depth else ''}")
+    raise LowlightError(
+        f"the device has no {stream} stream in {'/'.join(formats)}"
+        f"{' or z16' if stream == rs.stream.depth else ''}"
+    )
 
 
 class RealsenseSource:
@@ -96,34 +105,46 @@ class RealsenseSource:
     """
 
     def __init__(
-        self, device: Any, *, size: tuple[int, int] | None = None, fps: int | None = None,
-        rs: Any | None = None, start: bool = True,
+        self,
+        device: Any,
+        *,
+        size: tuple[int, int] | None = None,
+        fps: int | None = None,
+        rs: Any | None = None,
+        start: bool = True,
     ) -> None:
         self.rs = rs = rs or load_pyrealsense2()
         self.device = device
         sensors = list(device.query_sensors())
-        self.color_sensor, color = _pick_profile(rs, sensors, rs.stream.color, COLOR_FORMATS,
-                                                 size, fps)
+        self.color_sensor, color = _pick_profile(
+            rs, sensors, rs.stream.color, COLOR_FORMATS, size, fps
+        )
         try:
-            self.depth_sensor, depth = _pick_profile(rs, sensors, rs.stream.depth, ("z16",),
-                                                     size or _size(color), fps or color.fps())
+            self.depth_sensor, depth = _pick_profile(
+                rs, sensors, rs.stream.depth, ("z16",), size or _size(color), fps or color.fps()
+            )
         except LowlightError:
-            self.depth_sensor, depth = _pick_profile(rs, sensors, rs.stream.depth, ("z16",),
-                                                     None, fps or color.fps())
+            self.depth_sensor, depth = _pick_profile(
+                rs, sensors, rs.stream.depth, ("z16",), None, fps or color.fps()
+            )
         units = 0.001
         if self.depth_sensor.supports(rs.option.depth_units):
             units = self.depth_sensor.get_option(rs.option.depth_units)
         self.geometry = StreamGeometry.from_realsense(
-            _video(depth).get_intrinsics(), _video(color).get_intrinsics(),
-            depth.get_extrinsics_to(color), units,
+            _video(depth).get_intrinsics(),
+            _video(color).get_intrinsics(),
+            depth.get_extrinsics_to(color),
+            units,
         )
         self.fps = color.fps()
         self._bgr = color.format() == rs.format.bgr8
         self._lock = threading.Lock()
         self._colors: list[tuple[float, int, np.ndarray, dict]] = []
         self._depths: list[tuple[float, int, np.ndarray]] = []
-        self._sensors = [(self.depth_sensor, depth, self._on_depth),
-                         (self.color_sensor, color, self._on_color)]
+        self._sensors = [
+            (self.depth_sensor, depth, self._on_depth),
+            (self.color_sensor, color, self._on_color),
+        ]
         if self.depth_sensor == self.color_sensor:
             raise LowlightError("colour and depth on one sensor are not supported")
         if start:
@@ -179,8 +200,10 @@ class RealsenseSource:
         if self._bgr:
             rgb = rgb[..., ::-1].copy()
         meta = {}
-        for key, value in (("exposure", self.rs.frame_metadata_value.actual_exposure),
-                           ("gain", self.rs.frame_metadata_value.gain_level)):
+        for key, value in (
+            ("exposure", self.rs.frame_metadata_value.actual_exposure),
+            ("gain", self.rs.frame_metadata_value.gain_level),
+        ):
             if frame.supports_frame_metadata(value):
                 meta[key] = float(frame.get_frame_metadata(value))
         with self._lock:
@@ -201,8 +224,11 @@ class RealsenseSource:
     def info(self) -> dict[str, str]:
         """The device's name, serial number and firmware, as far as it reports them."""
         out = {}
-        for key, attr in (("name", "name"), ("serial", "serial_number"),
-                          ("firmware", "firmware_version")):
+        for key, attr in (
+            ("name", "name"),
+            ("serial", "serial_number"),
+            ("firmware", "firmware_version"),
+        ):
             info = getattr(self.rs.camera_info, attr)
             if self.device.supports(info):
                 out[key] = self.device.get_info(info)
@@ -221,14 +247,16 @@ class RealsenseSource:
             option = getattr(self.rs.option, name, None)
             if option is None:
                 raise LowlightError(f"unknown librealsense option {name!r}")
-            sensor = next((s for s in (self.color_sensor, self.depth_sensor)
-                           if s.supports(option)), None)
+            sensor = next(
+                (s for s in (self.color_sensor, self.depth_sensor) if s.supports(option)), None
+            )
             if sensor is None or sensor.is_option_read_only(option):
                 continue
             r = sensor.get_option_range(option)
             if not r.min <= value <= r.max:
-                raise LowlightError(f"{name} {value:g} is outside the camera's range "
-                                    f"{r.min:g}..{r.max:g}")
+                raise LowlightError(
+                    f"{name} {value:g} is outside the camera's range {r.min:g}..{r.max:g}"
+                )
             sensor.set_option(option, float(value))
             applied[name] = float(value)
         return applied
@@ -250,7 +278,7 @@ class RealsenseSource:
                     f"{timeout_s:g} s (is the camera streaming both?)"
                 )
             time.sleep(0.005)
-        return pairs[skip: skip + count]
+        return pairs[skip : skip + count]
 
     def play_all(self, timeout_s: float = 120.0) -> list[RgbdFrame]:
         """Every paired frame of a recording, once it has played to its end.

@@ -34,8 +34,12 @@ class LowLightSettings:
     gain: float = 128.0
 
     def options(self) -> dict[str, float]:
-        return {"enable_auto_exposure": 0, "exposure": self.exposure, "gain": self.gain,
-                "emitter_enabled": 0}
+        return {
+            "enable_auto_exposure": 0,
+            "exposure": self.exposure,
+            "gain": self.gain,
+            "emitter_enabled": 0,
+        }
 
 
 NORMAL_OPTIONS = {"enable_auto_exposure": 1, "emitter_enabled": 0}

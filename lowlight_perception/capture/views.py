@@ -93,8 +93,9 @@ class CapturedView:
 def _frame_record(frames: list[RgbdFrame], kept: int | None = None) -> dict[str, Any]:
     def values(attr: str) -> list[float] | None:
         got = [getattr(f, attr) for f in frames]
-        return None if all(v is None for v in got) else [None if v is None else float(v)
-                                                         for v in got]
+        return (
+            None if all(v is None for v in got) else [None if v is None else float(v) for v in got]
+        )
 
     record: dict[str, Any] = {"frames": [f.number for f in frames]}
     if kept is not None:
@@ -120,8 +121,9 @@ def reduce_pose(
         DatasetError: on an empty burst or frames of different sizes.
     """
     if not low or not normal:
-        raise DatasetError(f"a pose needs frames in both lightings, got {len(low)} low and "
-                           f"{len(normal)} normal")
+        raise DatasetError(
+            f"a pose needs frames in both lightings, got {len(low)} low and {len(normal)} normal"
+        )
     shape = low[0].color.shape
     if any(f.color.shape != shape for f in low + normal):
         raise DatasetError("the frames of one pose differ in size")
@@ -148,7 +150,11 @@ class CaptureWriter:
     intrinsics (one dataset, one camera)."""
 
     def __init__(
-        self, root: str | Path, split: str, geometry: StreamGeometry, session: dict[str, Any],
+        self,
+        root: str | Path,
+        split: str,
+        geometry: StreamGeometry,
+        session: dict[str, Any],
         prefix: str = "pose",
     ) -> None:
         if split not in layout.SPLITS:
@@ -188,12 +194,18 @@ class CaptureWriter:
         """Write one view; returns its name (the file stem in every directory)."""
         name = f"{self.prefix}_{self.next_index:04d}"
         self.next_index += 1
-        for kind, array in ((layout.LOW, view.low), (layout.NORMAL, view.normal),
-                            (layout.DEPTH, view.depth_mm)):
+        for kind, array in (
+            (layout.LOW, view.low),
+            (layout.NORMAL, view.normal),
+            (layout.DEPTH, view.depth_mm),
+        ):
             write_png(self.root / layout.directory(self.split, kind) / f"{name}.png", array)
         (self.root / layout.directory(self.split, layout.LABEL)).mkdir(parents=True, exist_ok=True)
-        meta = {**self.intrinsics.to_dict(), "depth_scale": layout.DEPTH_SCALE,
-                "shading_scale": layout.SHADING_SCALE}
+        meta = {
+            **self.intrinsics.to_dict(),
+            "depth_scale": layout.DEPTH_SCALE,
+            "shading_scale": layout.SHADING_SCALE,
+        }
         atomic.write_text(self.root / layout.META_FILE, yaml.safe_dump(meta, sort_keys=False))
         self.session["views"].append({"name": name, **view.record})
         atomic.write_text(self.record_path, yaml.safe_dump(self.record, sort_keys=False))

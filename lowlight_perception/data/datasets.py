@@ -232,10 +232,13 @@ class LLRGBDReal(_Dataset):
         self.labelled = bool(files["label"])
         if not self.labelled:
             del files["label"]
-        self.stems: list[str] = _pair(("low-light", low), [
-            ("normal-light", files["normal"], beside("normal")),
-            *([("label", files["label"], beside("label", ".png"))] if self.labelled else []),
-        ])
+        self.stems: list[str] = _pair(
+            ("low-light", low),
+            [
+                ("normal-light", files["normal"], beside("normal")),
+                *([("label", files["label"], beside("label", ".png"))] if self.labelled else []),
+            ],
+        )
         # Optional ground truth: every view needs one; files of other names are ignored.
         for field, _ in self.OPTIONAL:
             if field in files:
@@ -344,11 +347,17 @@ class LLRGBDSynthetic(_Dataset):
                         group[(scene_dir.name, stem)] = path
         if not low:
             raise DatasetError(f"LLRGBD-synthetic {split}: no images under {low_root}/*/rgb/")
-        self.keys: list[tuple[str, str]] = _pair(("low-light", low), [
-            ("normal-light", normal,
-             lambda k: normal_root / k[0] / "rgb" / f"{k[1]}{low[k].suffix}"),
-            ("label", label, lambda k: low_root / k[0] / "label" / f"{k[1]}.png"),
-        ])
+        self.keys: list[tuple[str, str]] = _pair(
+            ("low-light", low),
+            [
+                (
+                    "normal-light",
+                    normal,
+                    lambda k: normal_root / k[0] / "rgb" / f"{k[1]}{low[k].suffix}",
+                ),
+                ("label", label, lambda k: low_root / k[0] / "label" / f"{k[1]}.png"),
+            ],
+        )
         self.files = {"low": low, "normal": normal, "label": label}
 
     def __len__(self) -> int:
@@ -360,8 +369,7 @@ class LLRGBDSynthetic(_Dataset):
         low = read_rgb(paths["low"])
         normal = read_rgb(paths["normal"])
         label = read_label(paths["label"])
-        _check_same_size((paths["low"], low), [(paths["normal"], normal),
-                                               (paths["label"], label)])
+        _check_same_size((paths["low"], low), [(paths["normal"], normal), (paths["label"], label)])
         return self._finish(Sample(name="/".join(key), low=low, normal=normal, label=label))
 
 
@@ -493,8 +501,11 @@ class NYUv2(_Dataset):
         except KeyError as err:
             raise DatasetError(f"{self.mat_path} has no {err.args[0]} dataset") from None
         count, channels, width, height = shapes["images"]
-        if channels != 3 or shapes["depths"] != (count, width, height) or \
-                shapes["labels"] != (count, width, height):
+        if (
+            channels != 3
+            or shapes["depths"] != (count, width, height)
+            or shapes["labels"] != (count, width, height)
+        ):
             raise DatasetError(f"{self.mat_path}: unexpected dataset shapes {shapes}")
         self.count, self.width, self.height = count, width, height
         if indices is not None:
@@ -547,8 +558,14 @@ class NYUv2(_Dataset):
             low = self._relight(normal, depth, self.intrinsics, seed=view_seed)
         else:
             low = normal
-        sample = Sample(name=f"nyuv2_{view + 1:04d}", low=low, normal=normal, label=label,
-                        depth=depth, intrinsics=self.intrinsics)
+        sample = Sample(
+            name=f"nyuv2_{view + 1:04d}",
+            low=low,
+            normal=normal,
+            label=label,
+            depth=depth,
+            intrinsics=self.intrinsics,
+        )
         return self._finish(sample)
 
 
@@ -633,9 +650,7 @@ def open_dataset(
     try:
         factory = DATASETS[kind]
     except KeyError:
-        raise DatasetError(
-            f"unknown dataset kind {kind!r}; valid: {', '.join(DATASETS)}"
-        ) from None
+        raise DatasetError(f"unknown dataset kind {kind!r}; valid: {', '.join(DATASETS)}") from None
     return factory(path, split, **options)
 
 
@@ -676,4 +691,3 @@ __all__ = [
     "open_dataset",
     "read_nyu_splits",
 ]
-

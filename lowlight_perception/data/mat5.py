@@ -22,18 +22,28 @@ def read_mat5(path: Path) -> dict[str, np.ndarray]:
     if len(data) < 128 or data[126:128] not in (b"IM", b"MI"):
         raise DatasetError(f"{path} is not a MATLAB v5 .mat file")
     endian = "<" if data[126:128] == b"IM" else ">"
-    dtypes = {1: "i1", 2: "u1", 3: "i2", 4: "u2", 5: "i4", 6: "u4", 7: "f4", 9: "f8",
-              12: "i8", 13: "u8"}
+    dtypes = {
+        1: "i1",
+        2: "u1",
+        3: "i2",
+        4: "u2",
+        5: "i4",
+        6: "u4",
+        7: "f4",
+        9: "f8",
+        12: "i8",
+        13: "u8",
+    }
 
     def elements(buffer: bytes, offset: int, end: int):
         while offset + 8 <= end:
             kind, nbytes = struct.unpack_from(endian + "II", buffer, offset)
             if kind >> 16:  # small data element: 2-byte size, 2-byte type, 4 bytes of data
                 kind, nbytes = kind & 0xFFFF, kind >> 16
-                yield kind, buffer[offset + 4:offset + 4 + nbytes]
+                yield kind, buffer[offset + 4 : offset + 4 + nbytes]
                 offset += 8
                 continue
-            yield kind, buffer[offset + 8:offset + 8 + nbytes]
+            yield kind, buffer[offset + 8 : offset + 8 + nbytes]
             offset += 8 + nbytes + (-nbytes % 8 if kind != 15 else 0)
 
     out: dict[str, np.ndarray] = {}

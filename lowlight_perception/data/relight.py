@@ -160,8 +160,12 @@ def check_on_procedural(
     K = Intrinsics.d435i(*size)
     # the LED model relight() inverts: no colour, beam, vignetting or blur of a real robot
     fixed = LowLight(
-        led_gain=(led_gain, led_gain), ambient=(0.0, 0.0), led_warmth=(0.0, 0.0),
-        beam_exponent=(0.0, 0.0), vignetting=(0.0, 0.0), motion_blur=(0.0, 0.0),
+        led_gain=(led_gain, led_gain),
+        ambient=(0.0, 0.0),
+        led_warmth=(0.0, 0.0),
+        beam_exponent=(0.0, 0.0),
+        vignetting=(0.0, 0.0),
+        motion_blur=(0.0, 0.0),
     )
     err_all, err_valid, err_model, ratio, means = [], [], [], [], []
     for i in range(views):

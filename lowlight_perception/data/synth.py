@@ -133,8 +133,9 @@ def render_dataset(
     if seed < 0:
         raise LowlightError(f"seed must be a non-negative integer, got {seed}")
     if low_light not in LOW_LIGHT_DOMAINS:
-        raise LowlightError(f"unknown low-light domain {low_light!r}; valid: "
-                            f"{', '.join(LOW_LIGHT_DOMAINS)}")
+        raise LowlightError(
+            f"unknown low-light domain {low_light!r}; valid: {', '.join(LOW_LIGHT_DOMAINS)}"
+        )
     out = Path(out)
     if (out / layout.META_FILE).exists():
         raise LowlightError(

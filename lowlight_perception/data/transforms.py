@@ -144,7 +144,7 @@ class RandomCrop(_Random):
             if pad_w or pad_h:
                 pads = [(0, pad_h), (0, pad_w)] + [(0, 0)] * (array.ndim - 2)
                 array = np.pad(array, pads, mode="constant", constant_values=0)
-            changes[field] = np.ascontiguousarray(array[y0:y0 + crop_h, x0:x0 + crop_w])
+            changes[field] = np.ascontiguousarray(array[y0 : y0 + crop_h, x0 : x0 + crop_w])
         k = sample.intrinsics
         if k is not None:
             changes["intrinsics"] = Intrinsics(crop_w, crop_h, k.fx, k.fy, k.cx - x0, k.cy - y0)

@@ -179,8 +179,12 @@ class _Tally:
             # the first call warms the runtime up (allocations, engine set-up): not counted
             ms = self.latency_ms[1:] if len(self.latency_ms) > 1 else self.latency_ms
             p50, p99 = p50_p99(ms)
-            doc["latency_ms"] = {"p50": p50, "p99": p99, "mean": float(np.mean(ms)),
-                                 "frames": len(ms)}
+            doc["latency_ms"] = {
+                "p50": p50,
+                "p99": p99,
+                "mean": float(np.mean(ms)),
+                "frames": len(ms),
+            }
         doc.update(header)
         if header.get("refine") is not None:
             doc["refined_frames"] = self.refined
@@ -307,7 +311,8 @@ def evaluate(
         "source": source,
         "predictions_topic": predictions_topic,
         "degrade": None if degrade is None else {"kind": degrade[0], "level": degrade[1]},
-        "refine": None if getattr(segmenter, "refine", None) is None
+        "refine": None
+        if getattr(segmenter, "refine", None) is None
         else dataclasses.asdict(segmenter.refine),
         "machine": machine or {},
     }
@@ -504,8 +509,15 @@ def dataset_frames(dataset: Any, max_frames: int | None = None) -> Iterator[Fram
     count = len(dataset) if max_frames is None else min(len(dataset), max_frames)
     for index in range(count):
         sample = dataset[index]
-        yield Frame(index, sample.low, sample.label, sample.depth, name=sample.name,
-                        normal=sample.normal, albedo=sample.albedo)
+        yield Frame(
+            index,
+            sample.low,
+            sample.label,
+            sample.depth,
+            name=sample.name,
+            normal=sample.normal,
+            albedo=sample.albedo,
+        )
 
 
 def evaluate_dataset(

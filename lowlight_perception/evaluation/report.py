@@ -291,8 +291,11 @@ def restoration_markdown(scores: dict[str, float]) -> list[str]:
     refs = sorted({k.split("_vs_")[1] for k in scores})
     if not refs:
         return []
-    names = {"restored": "restored reflectance (model)", "gain": "low x global gain (baseline)",
-             "max_rgb": "max-RGB Retinex (baseline)"}
+    names = {
+        "restored": "restored reflectance (model)",
+        "gain": "low x global gain (baseline)",
+        "max_rgb": "max-RGB Retinex (baseline)",
+    }
     lines = [
         "## Restoration",
         "",
@@ -348,8 +351,13 @@ def report_markdown(metrics: dict, *, plots: bool, samples: Sequence[str]) -> st
     if metrics.get("degrade"):
         rows.append(("input degradation", str(metrics["degrade"])))
     if metrics.get("refine") is not None:
-        rows.append(("depth-aware refinement", f"{metrics['refined_frames']} of "
-                     f"{metrics['frames']} frames (with aligned depth); {metrics['refine']}"))
+        rows.append(
+            (
+                "depth-aware refinement",
+                f"{metrics['refined_frames']} of "
+                f"{metrics['frames']} frames (with aligned depth); {metrics['refine']}",
+            )
+        )
     machine = metrics.get("machine") or {}
     rows += [
         (
@@ -361,8 +369,10 @@ def report_markdown(metrics: dict, *, plots: bool, samples: Sequence[str]) -> st
             "machine",
             ", ".join(
                 f"{machine[k]} cores" if k == "cores" else str(machine[k])
-                for k in ("cpu", "gpu", "cores") if machine.get(k)
-            ) or "–",
+                for k in ("cpu", "gpu", "cores")
+                if machine.get(k)
+            )
+            or "–",
         ),
     ]
     lines += ["| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows), ""]

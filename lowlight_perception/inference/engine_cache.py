@@ -448,8 +448,10 @@ def load_or_build(
         else:
             logger.warning(line)
         engine, info, plan = _build(onnx_path, key, build, deserialize, metadata)
-        problem = _store(path, plan, info) if target else (
-            f"no writable directory among {', '.join(str(d) for d in dirs)}"
+        problem = (
+            _store(path, plan, info)
+            if target
+            else (f"no writable directory among {', '.join(str(d) for d in dirs)}")
         )
     if problem:
         (log or logger.warning)(

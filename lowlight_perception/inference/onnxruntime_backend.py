@@ -40,9 +40,12 @@ def session_device(providers: list[str], asked: int | str) -> str:
 OUTPUT_RANKS = {"labels": 2, "confidence": 2, "reflectance": 3, "illumination": 2}
 
 
-def check_graph_io(meta: ModelMetadata, inputs: list[tuple[str, str, list]],
-                   outputs: list[tuple[str, str, list]], path: Path
-                   ) -> tuple[tuple[str, ...], tuple[int, int] | None]:
+def check_graph_io(
+    meta: ModelMetadata,
+    inputs: list[tuple[str, str, list]],
+    outputs: list[tuple[str, str, list]],
+    path: Path,
+) -> tuple[tuple[str, ...], tuple[int, int] | None]:
     """Check a graph's I/O against the fused-graph contract.
 
     Args:
@@ -81,9 +84,7 @@ def check_graph_io(meta: ModelMetadata, inputs: list[tuple[str, str, list]],
         channels_ok = name != "reflectance" or (len(dims) == 3 and dims[2] in (3, None, "3"))
         if kind != "tensor(uint8)" or len(dims) != OUTPUT_RANKS[name] or not channels_ok:
             want = "(H, W, 3)" if name == "reflectance" else "(H, W)"
-            raise ModelError(
-                f"{path}: output {name} is {kind} {list(dims)}, expected uint8 {want}"
-            )
+            raise ModelError(f"{path}: output {name} is {kind} {list(dims)}, expected uint8 {want}")
     return tuple(names), frame_size
 
 
@@ -186,7 +187,8 @@ class OnnxRuntimeBackend:
         if on_gpu and self.device == "cpu":
             log.warning(
                 "ONNX Runtime could not load its CUDA provider for %s (CUDA / cuDNN libraries "
-                "missing or not matching onnxruntime-gpu?); running on the CPU", path.name
+                "missing or not matching onnxruntime-gpu?); running on the CPU",
+                path.name,
             )
         on_gpu = self.device != "cpu"
         self._full = _Session(session, self.outputs, on_gpu)
@@ -202,8 +204,11 @@ class OnnxRuntimeBackend:
                     on_gpu,
                 )
             except Exception as err:  # e.g. external weights: every run computes every output
-                log.info("%s: no labels + confidence session (%s); running the whole graph",
-                         path.name, one_line(err))
+                log.info(
+                    "%s: no labels + confidence session (%s); running the whole graph",
+                    path.name,
+                    one_line(err),
+                )
 
     def execute(
         self, frame: np.ndarray, outputs: Collection[str] | None = None

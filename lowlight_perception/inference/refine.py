@@ -112,8 +112,9 @@ class _Window:
     and spatial weights, and the depth, validity and guide padded by ``radius`` (flat gathers
     from padded copies: every offset is one add and no index is clipped)."""
 
-    def __init__(self, depth: np.ndarray, valid: np.ndarray, guide: np.ndarray | None,
-                 config: RefineConfig):
+    def __init__(
+        self, depth: np.ndarray, valid: np.ndarray, guide: np.ndarray | None, config: RefineConfig
+    ):
         r = self.r = config.radius
         self.stride = depth.shape[1] + 2 * r
         dy, dx = np.mgrid[-r : r + 1, -r : r + 1]

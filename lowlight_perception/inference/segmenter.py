@@ -53,8 +53,14 @@ class Result:
         def own(a: np.ndarray | None) -> np.ndarray | None:
             return None if a is None else a.copy()
 
-        return Result(own(self.labels), own(self.confidence), own(self.reflectance),
-                      own(self.illumination), own(self.depth), dict(self.timings))
+        return Result(
+            own(self.labels),
+            own(self.confidence),
+            own(self.reflectance),
+            own(self.illumination),
+            own(self.depth),
+            dict(self.timings),
+        )
 
 
 def parse_device(device: int | str) -> int | str:
@@ -120,19 +126,24 @@ def choose_backend(model_path: Path, backend: str, device: int | str) -> tuple[s
         from .torch_backend import cuda_available as torch_cuda
 
         on_gpu = torch_cuda()
-        return backend, 0 if on_gpu else "cpu", (
-            f"{why}, {'on GPU 0' if on_gpu else 'on the CPU: PyTorch sees no CUDA device'}"
+        return (
+            backend,
+            0 if on_gpu else "cpu",
+            (f"{why}, {'on GPU 0' if on_gpu else 'on the CPU: PyTorch sees no CUDA device'}"),
         )
     from .onnxruntime_backend import cuda_available as ort_cuda
 
     on_gpu = ort_cuda()
-    return backend, 0 if on_gpu else "cpu", (
-        f"{why}, {'on GPU 0' if on_gpu else 'on the CPU: ONNX Runtime has no CUDA here'}"
+    return (
+        backend,
+        0 if on_gpu else "cpu",
+        (f"{why}, {'on GPU 0' if on_gpu else 'on the CPU: ONNX Runtime has no CUDA here'}"),
     )
 
 
-def open_backend(model_path: str | Path, backend: str = "auto", device: int | str = "auto",
-                 **options) -> tuple[Backend, str]:
+def open_backend(
+    model_path: str | Path, backend: str = "auto", device: int | str = "auto", **options
+) -> tuple[Backend, str]:
     """Load ``model_path`` on the chosen backend, logging the choice and why.
 
     ``options`` go to the backend: ``threads``, ``spin`` (onnxruntime), ``precision``,
@@ -200,8 +211,14 @@ class Segmenter:
         ModelError: its metadata is unusable (see ``ModelMetadata.problem``).
     """
 
-    def __init__(self, model_path: str | Path, backend: str = "auto",
-                 device: int | str = "auto", refine: RefineConfig | None = None, **options):
+    def __init__(
+        self,
+        model_path: str | Path,
+        backend: str = "auto",
+        device: int | str = "auto",
+        refine: RefineConfig | None = None,
+        **options,
+    ):
         self.refine = refine
         self.backend, self.reason = open_backend(model_path, backend, device, **options)
         self.metadata = self.backend.metadata
@@ -264,8 +281,11 @@ class Segmenter:
             ModelError: the model returned outputs of the wrong dtype or shape.
         """
         t0 = time.perf_counter()
-        if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 or (
-            rgb.shape[2] != 3
+        if (
+            not isinstance(rgb, np.ndarray)
+            or rgb.dtype != np.uint8
+            or rgb.ndim != 3
+            or (rgb.shape[2] != 3)
         ):
             desc = f"{rgb.dtype} {rgb.shape}" if isinstance(rgb, np.ndarray) else type(rgb).__name__
             raise FrameError(f"expected an (H, W, 3) uint8 RGB frame, got {desc}")
@@ -291,10 +311,15 @@ class Segmenter:
                 )
         labels, confidence = out["labels"], out["confidence"]
         if self.refine is not None and depth is not None:
-            labels, confidence = refine_labels(labels, confidence, depth, out.get("reflectance"),
-                                               self.refine, self.classes.num_classes)
-        result = Result(labels, confidence, out.get("reflectance"), out.get("illumination"),
-                        depth)
+            labels, confidence = refine_labels(
+                labels,
+                confidence,
+                depth,
+                out.get("reflectance"),
+                self.refine,
+                self.classes.num_classes,
+            )
+        result = Result(labels, confidence, out.get("reflectance"), out.get("illumination"), depth)
         t3 = time.perf_counter()
         result.timings = {
             "preprocess": 1000 * (t1 - t0),

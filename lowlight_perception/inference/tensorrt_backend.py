@@ -456,8 +456,9 @@ class TensorRTBackend:
         self.outputs = tuple(n for n in OUTPUT_NAMES if n in names)
         frame = next(t for t in self.io if t.mode == "input")
         if any(d < 0 for d in frame.shape):
-            low, _, high = (tuple(int(d) for d in s) for s in
-                            engine.get_tensor_profile_shape(INPUT_NAME, 0))
+            low, _, high = (
+                tuple(int(d) for d in s) for s in engine.get_tensor_profile_shape(INPUT_NAME, 0)
+            )
             self.frame_size = None
             self.size_range = ((low[1], low[0]), (high[1], high[0]))
         else:

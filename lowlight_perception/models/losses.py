@@ -115,8 +115,14 @@ def decomposition_loss(
     Raises:
         ValueError: on tensors of the wrong shape.
     """
-    for name, x, c in (("low", low, 3), ("normal", normal, 3), ("r_low", r_low, 3),
-                       ("r_normal", r_normal, 3), ("i_low", i_low, 1), ("i_normal", i_normal, 1)):
+    for name, x, c in (
+        ("low", low, 3),
+        ("normal", normal, 3),
+        ("r_low", r_low, 3),
+        ("r_normal", r_normal, 3),
+        ("i_low", i_low, 1),
+        ("i_normal", i_normal, 1),
+    ):
         _check_image(name, x, c)
     recon = (low - r_low * i_low).abs().mean() + (normal - r_normal * i_normal).abs().mean()
     cross = (low - r_normal * i_low).abs().mean() + (normal - r_low * i_normal).abs().mean()
@@ -161,8 +167,10 @@ def ssim(x: Tensor, y: Tensor, window: int = 11, sigma: float = 1.5) -> Tensor:
         ValueError: on mismatched shapes or images smaller than the window.
     """
     if x.shape != y.shape or x.dim() != 4:
-        raise ValueError(f"ssim needs two (B,C,H,W) tensors of equal shape, got "
-                         f"{tuple(x.shape)} and {tuple(y.shape)}")
+        raise ValueError(
+            f"ssim needs two (B,C,H,W) tensors of equal shape, got "
+            f"{tuple(x.shape)} and {tuple(y.shape)}"
+        )
     if min(x.shape[-2:]) < window:
         raise ValueError(f"images of shape {tuple(x.shape)} are smaller than the {window}px window")
     channels = x.shape[1]
@@ -200,8 +208,9 @@ def restoration_loss(restored: Tensor, target: Tensor) -> tuple[Tensor, dict[str
         ValueError: on mismatched shapes or images smaller than the SSIM window.
     """
     if restored.shape != target.shape:
-        raise ValueError(f"restored {tuple(restored.shape)} and target {tuple(target.shape)} "
-                         "differ in shape")
+        raise ValueError(
+            f"restored {tuple(restored.shape)} and target {tuple(target.shape)} differ in shape"
+        )
     mse = F.mse_loss(restored, target)
     similarity = ssim(restored, target)
     (ax, ay), (bx, by) = _diffs(restored), _diffs(target)
@@ -250,8 +259,10 @@ def segmentation_loss(
     if kind not in SEG_KINDS:
         raise ValueError(f"unknown segmentation loss {kind!r}; valid: {', '.join(SEG_KINDS)}")
     if logits.dim() < 2 or labels.shape != logits.shape[:1] + logits.shape[2:]:
-        raise ValueError(f"labels {tuple(labels.shape)} do not match logits "
-                         f"{tuple(logits.shape)} (expected (B,K,H,W) and (B,H,W))")
+        raise ValueError(
+            f"labels {tuple(labels.shape)} do not match logits "
+            f"{tuple(logits.shape)} (expected (B,K,H,W) and (B,H,W))"
+        )
     labels = labels.long()
     valid = labels != ignore_index
     safe = labels.masked_fill(~valid, 0)
@@ -297,8 +308,9 @@ def berhu_loss(pred: Tensor, target: Tensor, valid: Tensor | None = None) -> Ten
         target = target.unsqueeze(1)
         valid = valid.unsqueeze(1) if valid is not None and valid.dim() == 3 else valid
     if target.shape != pred.shape:
-        raise ValueError(f"depth pred {tuple(pred.shape)} and target {tuple(target.shape)} "
-                         "differ in shape")
+        raise ValueError(
+            f"depth pred {tuple(pred.shape)} and target {tuple(target.shape)} differ in shape"
+        )
     mask = torch.isfinite(target) & (target > 0)
     if valid is not None:
         mask = mask & valid.bool()
@@ -352,8 +364,15 @@ def joint_loss(
         depth term is used.
     """
     terms: dict[str, Tensor] = {}
-    seg = segmentation_loss(outputs["logits"], batch["label"], kind=seg_kind, gamma=gamma,
-                            alpha=alpha, ignore_index=ignore_index, class_weights=class_weights)
+    seg = segmentation_loss(
+        outputs["logits"],
+        batch["label"],
+        kind=seg_kind,
+        gamma=gamma,
+        alpha=alpha,
+        ignore_index=ignore_index,
+        class_weights=class_weights,
+    )
     total = seg
     terms["seg"] = seg.detach()
     if outputs.get("reflectance") is not None:

@@ -37,24 +37,104 @@ _B = ("BOOL",)
 
 # op -> the types its first input may have (docs/operators.md, "Supported Types" column)
 OPS: dict[str, tuple[str, ...]] = {
-    **{op: _F + _I for op in (
-        "Abs", "Add", "ArgMax", "ArgMin", "DepthToSpace", "Div", "Equal", "Greater",
-        "GreaterOrEqual", "Less", "LessOrEqual", "Max", "Min", "Mod", "Mul", "Neg", "Pad", "Range",
-        "ReduceL1", "ReduceL2", "ReduceMax", "ReduceMean", "ReduceMin", "ReduceProd", "ReduceSum",
-        "ReduceSumSquare", "Relu", "Sign", "SpaceToDepth", "Sub", "Sum",
-    )},
-    **{op: _F + _I + _B for op in (
-        "Concat", "Constant", "ConstantOfShape", "Expand", "Flatten", "Gather", "GatherElements",
-        "GatherND", "Identity", "Reshape", "Shape", "Size", "Slice", "Split", "Squeeze", "Tile",
-        "Transpose", "Unsqueeze", "Where",
-    )},
-    **{op: _F for op in (
-        "AveragePool", "BatchNormalization", "Ceil", "Clip", "Conv", "ConvTranspose", "Dropout",
-        "Elu", "Erf", "Exp", "Floor", "Gemm", "GlobalAveragePool", "GlobalMaxPool", "HardSigmoid",
-        "HardSwish", "InstanceNormalization", "LayerNormalization", "LeakyRelu", "Log",
-        "LogSoftmax", "MatMul", "MaxPool", "Pow", "PRelu", "Reciprocal", "Resize", "Round",
-        "Sigmoid", "Softmax", "Softplus", "Sqrt", "Tanh",
-    )},
+    **{
+        op: _F + _I
+        for op in (
+            "Abs",
+            "Add",
+            "ArgMax",
+            "ArgMin",
+            "DepthToSpace",
+            "Div",
+            "Equal",
+            "Greater",
+            "GreaterOrEqual",
+            "Less",
+            "LessOrEqual",
+            "Max",
+            "Min",
+            "Mod",
+            "Mul",
+            "Neg",
+            "Pad",
+            "Range",
+            "ReduceL1",
+            "ReduceL2",
+            "ReduceMax",
+            "ReduceMean",
+            "ReduceMin",
+            "ReduceProd",
+            "ReduceSum",
+            "ReduceSumSquare",
+            "Relu",
+            "Sign",
+            "SpaceToDepth",
+            "Sub",
+            "Sum",
+        )
+    },
+    **{
+        op: _F + _I + _B
+        for op in (
+            "Concat",
+            "Constant",
+            "ConstantOfShape",
+            "Expand",
+            "Flatten",
+            "Gather",
+            "GatherElements",
+            "GatherND",
+            "Identity",
+            "Reshape",
+            "Shape",
+            "Size",
+            "Slice",
+            "Split",
+            "Squeeze",
+            "Tile",
+            "Transpose",
+            "Unsqueeze",
+            "Where",
+        )
+    },
+    **{
+        op: _F
+        for op in (
+            "AveragePool",
+            "BatchNormalization",
+            "Ceil",
+            "Clip",
+            "Conv",
+            "ConvTranspose",
+            "Dropout",
+            "Elu",
+            "Erf",
+            "Exp",
+            "Floor",
+            "Gemm",
+            "GlobalAveragePool",
+            "GlobalMaxPool",
+            "HardSigmoid",
+            "HardSwish",
+            "InstanceNormalization",
+            "LayerNormalization",
+            "LeakyRelu",
+            "Log",
+            "LogSoftmax",
+            "MatMul",
+            "MaxPool",
+            "Pow",
+            "PRelu",
+            "Reciprocal",
+            "Resize",
+            "Round",
+            "Sigmoid",
+            "Softmax",
+            "Softplus",
+            "Sqrt",
+            "Tanh",
+        )
+    },
     **{op: _B for op in ("And", "Not", "Or", "Xor")},
     "Cast": _F + _I + ("UINT8",) + _B,
 }
@@ -73,13 +153,21 @@ CONSTANT_INPUTS: dict[str, tuple[int, ...]] = {
 RESIZE_ATTRIBUTES = {  # operators.md, Resize: the supported modes
     "mode": ("nearest", "linear"),
     "coordinate_transformation_mode": (
-        "half_pixel", "pytorch_half_pixel", "tf_half_pixel_for_nn", "asymmetric", "align_corners",
+        "half_pixel",
+        "pytorch_half_pixel",
+        "tf_half_pixel_for_nn",
+        "asymmetric",
+        "align_corners",
     ),
     "nearest_mode": ("floor", "ceil", "round_prefer_floor", "round_prefer_ceil"),
     "keep_aspect_ratio_policy": ("stretch",),
 }
-RESIZE_DEFAULTS = {"mode": "nearest", "coordinate_transformation_mode": "half_pixel",
-                   "nearest_mode": "round_prefer_floor", "keep_aspect_ratio_policy": "stretch"}
+RESIZE_DEFAULTS = {
+    "mode": "nearest",
+    "coordinate_transformation_mode": "half_pixel",
+    "nearest_mode": "round_prefer_floor",
+    "keep_aspect_ratio_policy": "stretch",
+}
 
 # tensor types TensorRT takes (operators.md); DOUBLE is only cast down, quantized types only
 # through Q/DQ, so neither belongs in an exported graph of ours
@@ -101,8 +189,9 @@ def problems(proto: Any) -> list[str]:
         if opset.domain in ("", "ai.onnx") and not (
             OPSET_RANGE[0] <= opset.version <= OPSET_RANGE[1]
         ):
-            found.append(f"opset {opset.version} outside TensorRT's {OPSET_RANGE[0]}..."
-                         f"{OPSET_RANGE[1]}")
+            found.append(
+                f"opset {opset.version} outside TensorRT's {OPSET_RANGE[0]}...{OPSET_RANGE[1]}"
+            )
         elif opset.domain not in ("", "ai.onnx"):
             found.append(f"operator domain {opset.domain!r} (TensorRT needs a plugin for it)")
     graph = onnx.shape_inference.infer_shapes(proto).graph
@@ -129,26 +218,26 @@ def problems(proto: Any) -> list[str]:
         first = types.get(node.input[0]) if node.input else None
         uint8 = onnx.TensorProto.UINT8  # its own rule, below
         if first and first != uint8 and type_name(first) not in OPS[node.op_type]:
-            found.append(f"{where}: input {type_name(first)}, TensorRT takes "
-                         f"{', '.join(OPS[node.op_type])}")
+            found.append(
+                f"{where}: input {type_name(first)}, TensorRT takes {', '.join(OPS[node.op_type])}"
+            )
         for index in CONSTANT_INPUTS.get(node.op_type, ()):
-            if index < len(node.input) and node.input[index] and (
-                node.input[index] not in constants
+            if (
+                index < len(node.input)
+                and node.input[index]
+                and (node.input[index] not in constants)
             ):
-                found.append(f"{where}: input {index} ({node.input[index]!r}) must be an "
-                             "initializer")
+                found.append(
+                    f"{where}: input {index} ({node.input[index]!r}) must be an initializer"
+                )
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         attrs = {k: v.decode() if isinstance(v, bytes) else v for k, v in attrs.items()}
         found += [f"{where}: {p}" for p in _attribute_problems(node.op_type, attrs, node)]
         for name in node.input:
-            if types.get(name) == uint8 and not (
-                name in inputs and node.op_type == "Cast"
-            ):
+            if types.get(name) == uint8 and not (name in inputs and node.op_type == "Cast"):
                 found.append(f"uint8 tensor {name!r} feeds {where}")
         for name in node.output:
-            if types.get(name) == uint8 and not (
-                name in outputs and node.op_type == "Cast"
-            ):
+            if types.get(name) == uint8 and not (name in outputs and node.op_type == "Cast"):
                 found.append(f"uint8 tensor {name!r} made by {where}")
     return found
 

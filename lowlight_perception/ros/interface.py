@@ -21,7 +21,6 @@ LABEL_INFO = "label_info"
 configure (Nav2's semantic segmentation layer drops every frame until it has one)."""
 
 
-
 @dataclass(frozen=True)
 class Output:
     """One published topic (relative to the node: ``~/name``)."""

@@ -207,8 +207,13 @@ def measure_outputs(
             first.append(1000 * (min(times) - sent))
             last.append(1000 * (max(times) - sent))
     wall = time.monotonic() - start
-    return {"sent": count, "answered": len(first), "wall_s": wall, "first_ms": first,
-            "last_ms": last}
+    return {
+        "sent": count,
+        "answered": len(first),
+        "wall_s": wall,
+        "first_ms": first,
+        "last_ms": last,
+    }
 
 
 def new_context(domain: int):

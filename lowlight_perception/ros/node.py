@@ -520,8 +520,10 @@ class PerceptionNode(LifecycleNode):
                 depth = self._match_depth(pending.color)
                 remaining = deadline - time.monotonic()
                 seen = self._depth_seen.get(stream, self._inputs_since)
-                if depth is not None or remaining <= 0 or (
-                    time.monotonic() - seen > DEPTH_STREAM_GONE_S
+                if (
+                    depth is not None
+                    or remaining <= 0
+                    or (time.monotonic() - seen > DEPTH_STREAM_GONE_S)
                 ):
                     return depth
                 self._depth_arrived.wait(remaining)
@@ -572,8 +574,11 @@ class PerceptionNode(LifecycleNode):
             depth_msg = self._depth_for(pending)
             depth = None if depth_msg is None else depth_to_metres(depth_msg)
             if depth is None:
-                self.warn_once("refine_no_depth", "refine_with_depth: a frame came without "
-                               f"aligned depth on {DEPTH_TOPIC}; its labels are not refined")
+                self.warn_once(
+                    "refine_no_depth",
+                    "refine_with_depth: a frame came without "
+                    f"aligned depth on {DEPTH_TOPIC}; its labels are not refined",
+                )
         self.segmenter.refine = REFINE if refine else None
         result = self.segmenter.segment(rgb, depth, outputs=(*CORE_OUTPUTS, *extra))
         t1 = time.perf_counter()

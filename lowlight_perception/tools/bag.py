@@ -73,12 +73,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     w.add_argument("--size", type=size_arg, default=None, help="resize frames to WxH")
     w.add_argument("--normal", action="store_true", help=f"also write {NORMAL_TOPIC}")
     w.add_argument("--max-frames", type=int, default=None, help="write at most N frames")
-    w.add_argument("--no-labels", action="store_true",
-                   help=f"leave out {GT_TOPIC}: an unlabelled recording (for lowlight adapt)")
+    w.add_argument(
+        "--no-labels",
+        action="store_true",
+        help=f"leave out {GT_TOPIC}: an unlabelled recording (for lowlight adapt)",
+    )
     w.set_defaults(run=run_write)
     i = verbs.add_parser("info", help="topics, counts and duration of a bag")
-    i.add_argument("--bag", type=Path, required=True,
-                   help="bag directory (or a storage file in it)")
+    i.add_argument(
+        "--bag", type=Path, required=True, help="bag directory (or a storage file in it)"
+    )
     i.set_defaults(run=run_info)
     r = verbs.add_parser(
         "repair",
@@ -89,12 +93,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "`ros2 bag reindex` and `mcap recover` do. The new bag is rosbag2 format "
         f"{ROSBAG2_VERSION}, which Humble and Jazzy play.",
     )
-    r.add_argument("--bag", type=Path, required=True,
-                   help="the damaged bag directory (or its storage file)")
+    r.add_argument(
+        "--bag", type=Path, required=True, help="the damaged bag directory (or its storage file)"
+    )
     r.add_argument("--out", type=Path, required=True, help="bag directory to create")
     r.add_argument(
-        "--storage", choices=STORAGES, default=None, help="storage of the new bag (default: the "
-        "source's)"
+        "--storage",
+        choices=STORAGES,
+        default=None,
+        help="storage of the new bag (default: the source's)",
     )
     r.set_defaults(run=run_repair)
 
@@ -136,8 +143,10 @@ def run_info(args: argparse.Namespace) -> int:
     print(f"{info.path}: {info.storage}, {info.messages} messages over {info.duration:.2f} s")
     if info.note:
         print(f"CUT SHORT: {info.note}")
-        print(f"  a clean bag of what it holds: lowlight bag repair --bag {info.path} "
-              "--out REPAIRED_DIR")
+        print(
+            f"  a clean bag of what it holds: lowlight bag repair --bag {info.path} "
+            "--out REPAIRED_DIR"
+        )
     width = max((len(topic) for topic in info.topics), default=0)
     for topic, (msgtype, count) in sorted(info.topics.items()):
         fmt = f"  ({info.formats[topic]})" if topic in info.formats else ""
@@ -155,6 +164,8 @@ def run_info(args: argparse.Namespace) -> int:
 def run_repair(args: argparse.Namespace) -> int:
     summary = repair_bag(args.bag, args.out, storage=args.storage)
     print(summary)
-    print(f"Replay it with `ros2 bag play {summary.path}`, score it with `lowlight eval --bag "
-          f"{summary.path}`.")
+    print(
+        f"Replay it with `ros2 bag play {summary.path}`, score it with `lowlight eval --bag "
+        f"{summary.path}`."
+    )
     return 0

@@ -208,15 +208,21 @@ def profile_trace(trace: Path, runs: int) -> dict[str, object]:
     if not model_runs:
         raise ValueError(f"{trace}: no model_run events")
     spans = [(e["ts"], e["ts"] + e["dur"]) for e in model_runs]
-    kernels = [e for e in events if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")
-               and any(a <= e["ts"] <= b for a, b in spans)]
+    kernels = [
+        e
+        for e in events
+        if e.get("cat") == "Node"
+        and e["name"].endswith("_kernel_time")
+        and any(a <= e["ts"] <= b for a, b in spans)
+    ]
     per_node: dict[str, float] = {}
     for e in kernels:
         node = e["name"][: -len("_kernel_time")]
         per_node[node] = per_node.get(node, 0.0) + e["dur"] / 1000.0 / len(model_runs)
     network = sum(v for k, v in per_node.items() if k.startswith(NETWORK_SCOPE))
-    wrapper = {k: v for k, v in per_node.items()
-               if k.startswith("/") and not k.startswith(NETWORK_SCOPE)}
+    wrapper = {
+        k: v for k, v in per_node.items() if k.startswith("/") and not k.startswith(NETWORK_SCOPE)
+    }
     inserted = sum(v for k, v in per_node.items() if not k.startswith("/"))
     top = sorted(wrapper.items(), key=lambda kv: -kv[1])[:6]
     return {
@@ -230,7 +236,11 @@ def profile_trace(trace: Path, runs: int) -> dict[str, object]:
 
 
 def bench_graph(
-    name: str, camera: tuple[int, int], net: tuple[int, int], runs: int, threads: int,
+    name: str,
+    camera: tuple[int, int],
+    net: tuple[int, int],
+    runs: int,
+    threads: int,
     spin_wait: bool = True,
 ) -> dict:
     """Where an exported graph's time goes, from ONNX Runtime's own profiler: for the labels +
@@ -245,8 +255,9 @@ def bench_graph(
     with tempfile.TemporaryDirectory() as tmp:
         model = Path(tmp) / f"{name}.onnx"
         export_onnx(random_init_model(name), model, camera_size=camera, net_size=net, frames=1)
-        backend = OnnxRuntimeBackend(model, threads=threads, spin=spin_wait,
-                                     profile=Path(tmp) / "trace")
+        backend = OnnxRuntimeBackend(
+            model, threads=threads, spin=spin_wait, profile=Path(tmp) / "trace"
+        )
         passes = {"labels + confidence": CORE_OUTPUTS, "all outputs": None}
         for outputs in passes.values():
             for _ in range(3 + runs):  # 3 warm-up runs, left out of the figures
@@ -313,9 +324,11 @@ def bench_refine(model: Path, size: tuple[int, int], views: int, threads: int) -
         "OA_refined": round(refined_cm.compute().OA, 4),
         "machine": machine(),
     }
-    print(f"  {model.name} {result['size']}: segment() {p50} ms p50, with refinement {r50} ms "
-          f"(+{result['refine_ms_p50']}); mIoU {result['mIoU']} -> {result['mIoU_refined']}, "
-          f"OA {result['OA']} -> {result['OA_refined']} on {views} procedural views")
+    print(
+        f"  {model.name} {result['size']}: segment() {p50} ms p50, with refinement {r50} ms "
+        f"(+{result['refine_ms_p50']}); mIoU {result['mIoU']} -> {result['mIoU_refined']}, "
+        f"OA {result['OA']} -> {result['OA_refined']} on {views} procedural views"
+    )
     return result
 
 
@@ -366,22 +379,25 @@ def bench_node(
         rows.append(_node_row("round trip, no work (echo)", run, {}, 0.0))
         with tempfile.TemporaryDirectory() as tmp:
             model = Path(tmp) / f"{name}.onnx"
-            export_onnx(random_init_model(name), model, camera_size=camera, net_size=net,
-                        frames=1)
+            export_onnx(random_init_model(name), model, camera_size=camera, net_size=net, frames=1)
             with Segmenter(model, "onnxruntime", "cpu", threads=threads, spin=spin_wait) as seg:
                 seg.warm_up()
                 bare = {
-                    label: [seg.segment(view.low, outputs=CORE_OUTPUTS if len(outs) == 2 else None)
-                            .timings["total"] for _ in range(frames)]
+                    label: [
+                        seg.segment(
+                            view.low, outputs=CORE_OUTPUTS if len(outs) == 2 else None
+                        ).timings["total"]
+                        for _ in range(frames)
+                    ]
                     for label, outs in NODE_PASSES.items()
                 }
             proc = start_node(model, domain, threads=threads, use_depth=True, spin_wait=spin_wait)
             try:
                 for label, outputs in NODE_PASSES.items():
-                    run, stages = _closed_loop(context, "lowlight_perception", outputs, view,
-                                               intrinsics, frames)
-                    rows.append(_node_row(label, run, stages,
-                                          p50_p99(bare[label])[0]))
+                    run, stages = _closed_loop(
+                        context, "lowlight_perception", outputs, view, intrinsics, frames
+                    )
+                    rows.append(_node_row(label, run, stages, p50_p99(bare[label])[0]))
             finally:
                 proc.send_signal(signal.SIGINT)
                 proc.wait(timeout=30)
@@ -415,12 +431,27 @@ def _closed_loop(
     try:
         client.wait_connected(timeout=60)
         for attempt in range(100):  # until the node sees every subscription
-            warm = measure_outputs(client, view.low, view.depth, intrinsics, outputs=outputs,
-                                   count=2, timeout=1.0, first_index=base + 2 * attempt)
+            warm = measure_outputs(
+                client,
+                view.low,
+                view.depth,
+                intrinsics,
+                outputs=outputs,
+                count=2,
+                timeout=1.0,
+                first_index=base + 2 * attempt,
+            )
             if warm["answered"] == 2:
                 break
-        run = measure_outputs(client, view.low, view.depth, intrinsics, outputs=outputs,
-                              count=frames, first_index=base + 500)
+        run = measure_outputs(
+            client,
+            view.low,
+            view.depth,
+            intrinsics,
+            outputs=outputs,
+            count=frames,
+            first_index=base + 500,
+        )
         time.sleep(1.5)  # one diagnostics period: the p50s cover this pass
         status = client.last_status()
     finally:
@@ -446,9 +477,7 @@ def _node_row(label: str, run: dict, stages: dict[str, str], bare_p50: float) ->
         "fps": round(run["answered"] / run["wall_s"], 2) if run["wall_s"] else 0.0,
     }
     node_stages = {k[: -len("_ms_p50")]: v for k, v in stages.items() if k.endswith("_ms_p50")}
-    row["node_stages_ms_p50"] = ", ".join(
-        f"{k} {v}" for k, v in node_stages.items()
-    )
+    row["node_stages_ms_p50"] = ", ".join(f"{k} {v}" for k, v in node_stages.items())
     return row
 
 
@@ -457,8 +486,11 @@ def write_result(result: dict, out_dir: Path, name: str) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.json"
     path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    tables = {k: v for k, v in result.items()
-              if isinstance(v, list) and v and all(isinstance(r, dict) for r in v)}
+    tables = {
+        k: v
+        for k, v in result.items()
+        if isinstance(v, list) and v and all(isinstance(r, dict) for r in v)
+    }
     rows = [(k, v) for k, v in result.items() if k != "machine" and k not in tables]
     rows += [(f"machine.{k}", v) for k, v in result["machine"].items()]
     table = "\n".join(f"| {k} | {v} |" for k, v in rows)
@@ -466,9 +498,7 @@ def write_result(result: dict, out_dir: Path, name: str) -> Path:
     for title, cases in tables.items():  # per-case results (rows, ...) get a table each
         keys = list(dict.fromkeys(k for r in cases for k in r))
         text += f"\n{title}:\n\n| " + " | ".join(keys) + " |\n|" + "---|" * len(keys) + "\n"
-        text += "".join(
-            "| " + " | ".join(str(r.get(k, "")) for k in keys) + " |\n" for r in cases
-        )
+        text += "".join("| " + " | ".join(str(r.get(k, "")) for k in keys) + " |\n" for r in cases)
     (out_dir / f"{name}.md").write_text(text, encoding="utf-8")
     return path
 
@@ -535,18 +565,37 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "output, per-stage p50s, against bare segment()",
     )
     n.add_argument(
-        "--arch", default="lisu-tiny", help="registry model, random init (default lisu-tiny: "
-        "near-free at --net-size 32x32, so the node's own work shows)"
+        "--arch",
+        default="lisu-tiny",
+        help="registry model, random init (default lisu-tiny: "
+        "near-free at --net-size 32x32, so the node's own work shows)",
     )
-    n.add_argument("--camera-size", type=size_arg, metavar="WxH", default=(640, 480),
-                   help="frame WxH (default 640x480)")
-    n.add_argument("--net-size", type=size_arg, metavar="WxH", default=(32, 32),
-                   help="network WxH (default 32x32)")
-    n.add_argument("--frames", type=int, default=60, help="frames per pass (default 60: the "
-                   "node's stage p50s cover the last 60 frames)")
+    n.add_argument(
+        "--camera-size",
+        type=size_arg,
+        metavar="WxH",
+        default=(640, 480),
+        help="frame WxH (default 640x480)",
+    )
+    n.add_argument(
+        "--net-size",
+        type=size_arg,
+        metavar="WxH",
+        default=(32, 32),
+        help="network WxH (default 32x32)",
+    )
+    n.add_argument(
+        "--frames",
+        type=int,
+        default=60,
+        help="frames per pass (default 60: the node's stage p50s cover the last 60 frames)",
+    )
     n.add_argument("--name", default="node", help="result file stem (default node)")
-    n.add_argument("--no-spin-wait", action="store_true",
-                   help="run the node (and the bare segment()) with spin_wait false")
+    n.add_argument(
+        "--no-spin-wait",
+        action="store_true",
+        help="run the node (and the bare segment()) with spin_wait false",
+    )
     n.add_argument("--threads", type=int, default=2, help="ONNX Runtime CPU threads")
     n.add_argument("--out", type=Path, default=OUT, help=OUT_HELP)
     n.set_defaults(run=run_node)
@@ -555,12 +604,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="where an exported graph's time goes (ONNX Runtime's profiler): network kernels "
         "against the graph's own pre/post-processing, labels + confidence and all outputs",
     )
-    p_graph.add_argument("--arch", default="lisu-tiny", help="registry model, random init "
-                         "(default lisu-tiny)")
-    p_graph.add_argument("--camera-size", type=size_arg, metavar="WxH", default=(640, 480),
-                         help="frame WxH (default 640x480)")
-    p_graph.add_argument("--net-size", type=size_arg, metavar="WxH", default=(32, 32),
-                         help="network WxH (default 32x32: the pre/post-processing shows)")
+    p_graph.add_argument(
+        "--arch", default="lisu-tiny", help="registry model, random init (default lisu-tiny)"
+    )
+    p_graph.add_argument(
+        "--camera-size",
+        type=size_arg,
+        metavar="WxH",
+        default=(640, 480),
+        help="frame WxH (default 640x480)",
+    )
+    p_graph.add_argument(
+        "--net-size",
+        type=size_arg,
+        metavar="WxH",
+        default=(32, 32),
+        help="network WxH (default 32x32: the pre/post-processing shows)",
+    )
     p_graph.add_argument("--runs", type=int, default=30, help="profiled runs per pass")
     p_graph.add_argument("--no-spin-wait", action="store_true", help="spin_wait false")
     p_graph.add_argument("--threads", type=int, default=2, help="ONNX Runtime CPU threads")
@@ -572,8 +632,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="depth-aware refinement: its cost per frame and its effect on mIoU, procedural "
         "views with exact labels and depth",
     )
-    f.add_argument("--model", type=Path, default=None,
-                   help="exported .onnx (default: the shipped demo model)")
+    f.add_argument(
+        "--model", type=Path, default=None, help="exported .onnx (default: the shipped demo model)"
+    )
     f.add_argument("--size", type=size_arg, default=(640, 480), help="WxH (default 640x480)")
     f.add_argument("--views", type=int, default=20, help="views (default 20)")
     f.add_argument("--threads", type=int, default=2, help="ONNX Runtime CPU threads")
@@ -585,10 +646,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="finished training runs compared over seeds: val mIoU and restoration mean ± std "
         "per model, paired gaps to a reference model (bench/training/seeds.sh makes the runs)",
     )
-    t.add_argument("--runs", nargs="+", type=Path, required=True, metavar="RUN_DIR",
-                   help="training run directories (each with config.yaml and metrics.json)")
-    t.add_argument("--reference", default="lisu-small",
-                   help="model the others are compared to, seed by seed (default lisu-small)")
+    t.add_argument(
+        "--runs",
+        nargs="+",
+        type=Path,
+        required=True,
+        metavar="RUN_DIR",
+        help="training run directories (each with config.yaml and metrics.json)",
+    )
+    t.add_argument(
+        "--reference",
+        default="lisu-small",
+        help="model the others are compared to, seed by seed (default lisu-small)",
+    )
     t.add_argument("--name", default="training_seeds", help="result file stem")
     t.add_argument("--out", type=Path, default=OUT, help=OUT_HELP)
     t.set_defaults(run=run_seeds)
@@ -605,8 +675,14 @@ def run_segment(args: argparse.Namespace) -> int:
 
 
 def run_node(args: argparse.Namespace) -> int:
-    result = bench_node(args.arch, args.camera_size, args.net_size, args.frames, args.threads,
-                        spin_wait=not args.no_spin_wait)
+    result = bench_node(
+        args.arch,
+        args.camera_size,
+        args.net_size,
+        args.frames,
+        args.threads,
+        spin_wait=not args.no_spin_wait,
+    )
     for row in result["rows"]:
         print(
             f"  {row['pass']:20s} answered {row['answered']}; segment() {row['segment_ms_p50']} "
@@ -619,8 +695,14 @@ def run_node(args: argparse.Namespace) -> int:
 
 
 def run_graph(args: argparse.Namespace) -> int:
-    result = bench_graph(args.arch, args.camera_size, args.net_size, args.runs, args.threads,
-                         spin_wait=not args.no_spin_wait)
+    result = bench_graph(
+        args.arch,
+        args.camera_size,
+        args.net_size,
+        args.runs,
+        args.threads,
+        spin_wait=not args.no_spin_wait,
+    )
     print(f"-> {write_result(result, args.out, args.name)}")
     return 0
 
@@ -635,11 +717,16 @@ def run_refine(args: argparse.Namespace) -> int:
 
 
 def run_seeds(args: argparse.Namespace) -> int:
-    result = {"benchmark": "training over seeds",
-              **compare_runs(args.runs, args.reference), "machine": machine()}
+    result = {
+        "benchmark": "training over seeds",
+        **compare_runs(args.runs, args.reference),
+        "machine": machine(),
+    }
     for entry in result["models"]:
-        print(f"  {entry['model']:12s} seeds {entry['seeds']}: last val mIoU {entry['last_mIoU']}"
-              f" (best {entry['best_mIoU']})")
+        print(
+            f"  {entry['model']:12s} seeds {entry['seeds']}: last val mIoU {entry['last_mIoU']}"
+            f" (best {entry['best_mIoU']})"
+        )
     for gap in result["gaps"]:
         print(f"  {gap['difference']}: {gap['mean_std']} over seeds {gap['seeds']}")
     print(f"-> {write_result(result, args.out, args.name)}")

@@ -24,8 +24,9 @@ CONDITIONS = (("source", False), ("source", True), ("adapted", False), ("adapted
 """(model, refined) pairs scored on the shifted val split."""
 
 
-def bench_adapt(checkpoints: list[Path], work: Path, views: int, size: tuple[int, int],
-                rounds: int, epochs: int) -> dict:
+def bench_adapt(
+    checkpoints: list[Path], work: Path, views: int, size: tuple[int, int], rounds: int, epochs: int
+) -> dict:
     """Render the shifted set and its unlabelled bag once (kept in ``work``), adapt each
     checkpoint, score the four conditions; the result table."""
     from ..bags import write_bag
@@ -41,8 +42,12 @@ def bench_adapt(checkpoints: list[Path], work: Path, views: int, size: tuple[int
     if not (data / META_FILE).exists():
         render_dataset(data, views=views, size=size, seed=23, low_light="dim-noisy")
     meta = yaml.safe_load((data / META_FILE).read_text(encoding="utf-8"))
-    made = (meta["width"], meta["height"], meta["generator"]["views"],
-            meta["generator"].get("low_light"))
+    made = (
+        meta["width"],
+        meta["height"],
+        meta["generator"]["views"],
+        meta["generator"].get("low_light"),
+    )
     if made != (size[0], size[1], views, "dim-noisy"):  # a --work of another run: not reused
         raise LowlightError(
             f"{work} holds a shifted set of {made[2]} {made[3]} views at {made[0]}x{made[1]}, "
@@ -57,30 +62,42 @@ def bench_adapt(checkpoints: list[Path], work: Path, views: int, size: tuple[int
         config = AdaptConfig(rounds=rounds, epochs=epochs, seed=index)
         report = adapt(checkpoint, [bag], out / "adapt", config)
         models = {"source": checkpoint, "adapted": out / "adapt" / "adapted.pt"}
-        row: dict = {"checkpoint": str(checkpoint),
-                     "pseudo_labelled_%": report["rounds"][-1]["pseudo_labelled_%"]}
+        row: dict = {
+            "checkpoint": str(checkpoint),
+            "pseudo_labelled_%": report["rounds"][-1]["pseudo_labelled_%"],
+        }
         for name, refined in CONDITIONS:
             metrics = evaluate_dataset(
-                "llrgbd-real", data, "val", models[name],
-                out / f"eval_{name}{'_refined' if refined else ''}", backend="torch",
-                device="cpu", samples=2, progress=False,
+                "llrgbd-real",
+                data,
+                "val",
+                models[name],
+                out / f"eval_{name}{'_refined' if refined else ''}",
+                backend="torch",
+                device="cpu",
+                samples=2,
+                progress=False,
                 refine=RefineConfig() if refined else None,
             )
             row[f"{name}{' + refine' if refined else ''} mIoU"] = round(metrics["mIoU"], 4)
         rows.append(row)
-        print(f"  {checkpoint}: " + ", ".join(f"{k} {v}" for k, v in row.items()
-                                              if k.endswith("mIoU")))
+        print(
+            f"  {checkpoint}: "
+            + ", ".join(f"{k} {v}" for k, v in row.items() if k.endswith("mIoU"))
+        )
     keys = [k for k in rows[0] if k.endswith("mIoU")]
-    summary = [{"condition": k[: -len(" mIoU")], "mIoU mean ± std": mean_std(
-        [r[k] for r in rows])} for k in keys]
+    summary = [
+        {"condition": k[: -len(" mIoU")], "mIoU mean ± std": mean_std([r[k] for r in rows])}
+        for k in keys
+    ]
     gains = {
         "adaptation (adapted - source)": [r["adapted mIoU"] - r["source mIoU"] for r in rows],
         "refinement on the source": [r["source + refine mIoU"] - r["source mIoU"] for r in rows],
-        "refinement on the adapted": [r["adapted + refine mIoU"] - r["adapted mIoU"]
-                                      for r in rows],
+        "refinement on the adapted": [r["adapted + refine mIoU"] - r["adapted mIoU"] for r in rows],
     }
-    summary += [{"condition": f"gain: {k}", "mIoU mean ± std": mean_std(v)}
-                for k, v in gains.items()]
+    summary += [
+        {"condition": f"gain: {k}", "mIoU mean ± std": mean_std(v)} for k, v in gains.items()
+    ]
     return {
         "benchmark": "adapt to a domain shift",
         "shift": "lowlight synth --low-light dim-noisy (a third of the LED power, more sensor "
@@ -103,11 +120,19 @@ def add_parser(benches: argparse._SubParsersAction) -> None:
         help="adaptation to a generated domain shift: mIoU before / after lowlight adapt, with "
         "and without depth-aware refinement, over the given checkpoints (seeds)",
     )
-    a.add_argument("--checkpoints", type=Path, nargs="+", required=True,
-                   help="trained checkpoints, one per seed (e.g. out/seeds/lisu-small-seed*/"
-                   "best.pt)")
-    a.add_argument("--work", type=Path, default=Path("out/bench_adapt"),
-                   help="where the shifted data, bag, adapted checkpoints and evaluations go")
+    a.add_argument(
+        "--checkpoints",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="trained checkpoints, one per seed (e.g. out/seeds/lisu-small-seed*/best.pt)",
+    )
+    a.add_argument(
+        "--work",
+        type=Path,
+        default=Path("out/bench_adapt"),
+        help="where the shifted data, bag, adapted checkpoints and evaluations go",
+    )
     a.add_argument("--views", type=int, default=600, help="shifted views (default 600)")
     a.add_argument("--size", type=size_arg, default=(160, 120), help="WxH (default 160x120)")
     a.add_argument("--rounds", type=int, default=2, help="adapt rounds (default 2)")
@@ -123,8 +148,9 @@ def run(args: argparse.Namespace) -> int:
     missing = [str(c) for c in args.checkpoints if not c.is_file()]
     if missing:
         raise LowlightError(f"checkpoint not found: {', '.join(missing)}")
-    result = bench_adapt(args.checkpoints, args.work, args.views, args.size, args.rounds,
-                         args.epochs)
+    result = bench_adapt(
+        args.checkpoints, args.work, args.views, args.size, args.rounds, args.epochs
+    )
     for row in result["summary"]:
         print(f"  {row['condition']}: mIoU {row['mIoU mean ± std']}")
     print(f"-> {write_result(result, args.out, args.name)}")

@@ -150,7 +150,10 @@ def _row(**values: Any) -> dict[str, Any]:
 
 
 def _failed(
-    rows: list[dict[str, Any]], errors: list[dict[str, Any]], case: str, err: BaseException,
+    rows: list[dict[str, Any]],
+    errors: list[dict[str, Any]],
+    case: str,
+    err: BaseException,
     **keys: Any,
 ) -> None:
     """A configuration that failed: its traceback in ``errors``, an error row in ``rows``."""
@@ -500,12 +503,24 @@ def _skip_reason(device: Any, precision: str, graph: bool) -> str | None:
 
 
 def _case_keys(
-    name: str, size: tuple[int, int], case: dict[str, Any], device: Any, runtime: str,
-    precision: str, graph: bool = False,
+    name: str,
+    size: tuple[int, int],
+    case: dict[str, Any],
+    device: Any,
+    runtime: str,
+    precision: str,
+    graph: bool = False,
 ) -> dict[str, Any]:
     """The row keys that name one configuration of one case."""
-    return dict(model=name, camera=_wh(size), net=_wh(case["net"]), runtime=runtime,
-                precision=_label(precision), cuda_graph=graph, device=str(device))
+    return dict(
+        model=name,
+        camera=_wh(size),
+        net=_wh(case["net"]),
+        runtime=runtime,
+        precision=_label(precision),
+        cuda_graph=graph,
+        device=str(device),
+    )
 
 
 def _variant_row(
@@ -666,8 +681,15 @@ def stage_inference(ws: Workspace, device: Any) -> dict[str, Any]:
         try:
             case = ws.case(name, size)
         except Exception as err:
-            _failed(rows, errors, f"{name} {_wh(size)}", err, model=name, camera=_wh(size),
-                    runtime="setup")
+            _failed(
+                rows,
+                errors,
+                f"{name} {_wh(size)}",
+                err,
+                model=name,
+                camera=_wh(size),
+                runtime="setup",
+            )
             bar.update(per_case)
             continue
         p50, p99 = p50_p99(case["ort_ms"])
@@ -697,8 +719,9 @@ def stage_inference(ws: Workspace, device: Any) -> dict[str, Any]:
                     rows.append(_variant_row(s, device, name, size, case, precision, graph))
                 except Exception as err:
                     keys = _case_keys(name, size, case, device, "torch", precision, graph)
-                    _failed(rows, errors, f"{name} {_wh(size)} {precision} graph={graph}", err,
-                            **keys)
+                    _failed(
+                        rows, errors, f"{name} {_wh(size)} {precision} graph={graph}", err, **keys
+                    )
                 bar.update()
         wanted = {"all": True, "first": index == 0, "none": False}[s.compile_cases]
         if wanted:
@@ -950,8 +973,16 @@ def stage_tensorrt(ws: Workspace, device: Any) -> dict[str, Any]:
                     )
                 )
             except Exception as err:
-                _failed(rows, errors, f"{name} {_wh(size)} {precision}", err, model=name,
-                        camera=_wh(size), runtime="tensorrt", precision=precision)
+                _failed(
+                    rows,
+                    errors,
+                    f"{name} {_wh(size)} {precision}",
+                    err,
+                    model=name,
+                    camera=_wh(size),
+                    runtime="tensorrt",
+                    precision=precision,
+                )
     return {
         "status": "error" if errors else "ok",
         "tensorrt": _version_of("tensorrt"),

@@ -25,36 +25,81 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "intrinsics.yaml and capture.yaml (device, settings, exposure/gain metadata). "
         "Without --low/--normal it streams from a connected camera.",
     )
-    p.add_argument("--out", type=Path, required=True,
-                   help="dataset directory (created; an existing one is added to, never "
-                   "overwritten)")
-    p.add_argument("--low", type=Path, nargs="+", metavar="LOW.db3",
-                   help="recordings made with the room dark, one per pose (with --normal)")
-    p.add_argument("--normal", type=Path, nargs="+", metavar="NORMAL.db3",
-                   help="recordings of the same poses with the room lit, in the same order")
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="dataset directory (created; an existing one is added to, never overwritten)",
+    )
+    p.add_argument(
+        "--low",
+        type=Path,
+        nargs="+",
+        metavar="LOW.db3",
+        help="recordings made with the room dark, one per pose (with --normal)",
+    )
+    p.add_argument(
+        "--normal",
+        type=Path,
+        nargs="+",
+        metavar="NORMAL.db3",
+        help="recordings of the same poses with the room lit, in the same order",
+    )
     p.add_argument("--split", default="train", help="train (default) or val")
     p.add_argument("--name", default="pose", help="file name prefix of the views (default pose)")
-    p.add_argument("--frames", type=int, default=5,
-                   help="frames per lighting and pose (default 5; recordings: the last N)")
+    p.add_argument(
+        "--frames",
+        type=int,
+        default=5,
+        help="frames per lighting and pose (default 5; recordings: the last N)",
+    )
     p.add_argument("--poses", type=int, default=10, help="live: poses to capture (default 10)")
-    p.add_argument("--interval", type=float, default=None, metavar="SECONDS",
-                   help="live: wait this long before each step instead of asking for Enter")
-    p.add_argument("--normal-light", default="lights", choices=("lights", "auto-exposure"),
-                   help="live: how the normal frame is lit: 'lights' (default) asks for the room "
-                   "lights between the bursts; 'auto-exposure' keeps the LED and lets the camera "
-                   "expose (nobody needs to touch anything)")
-    p.add_argument("--exposure", type=float, default=330.0,
-                   help="live: low-light exposure, the sensor's units (D435i RGB: 0.1 ms; "
-                   "default 330 = 33 ms)")
-    p.add_argument("--gain", type=float, default=128.0,
-                   help="live: low-light gain (D435i RGB 0..128; default 128)")
-    p.add_argument("--settle", type=int, default=30,
-                   help="live: frames dropped after each change of settings (default 30)")
-    p.add_argument("--size", type=size_arg, default=(640, 480),
-                   help="live: colour (and depth) size WxH (default 640x480)")
+    p.add_argument(
+        "--interval",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="live: wait this long before each step instead of asking for Enter",
+    )
+    p.add_argument(
+        "--normal-light",
+        default="lights",
+        choices=("lights", "auto-exposure"),
+        help="live: how the normal frame is lit: 'lights' (default) asks for the room "
+        "lights between the bursts; 'auto-exposure' keeps the LED and lets the camera "
+        "expose (nobody needs to touch anything)",
+    )
+    p.add_argument(
+        "--exposure",
+        type=float,
+        default=330.0,
+        help="live: low-light exposure, the sensor's units (D435i RGB: 0.1 ms; "
+        "default 330 = 33 ms)",
+    )
+    p.add_argument(
+        "--gain",
+        type=float,
+        default=128.0,
+        help="live: low-light gain (D435i RGB 0..128; default 128)",
+    )
+    p.add_argument(
+        "--settle",
+        type=int,
+        default=30,
+        help="live: frames dropped after each change of settings (default 30)",
+    )
+    p.add_argument(
+        "--size",
+        type=size_arg,
+        default=(640, 480),
+        help="live: colour (and depth) size WxH (default 640x480)",
+    )
     p.add_argument("--fps", type=int, default=30, help="live: stream rate (default 30)")
-    p.add_argument("--serial", default=None, help="live: the camera's serial number (default: "
-                   "the only one connected)")
+    p.add_argument(
+        "--serial",
+        default=None,
+        help="live: the camera's serial number (default: the only one connected)",
+    )
     p.set_defaults(run=run)
 
 
@@ -62,8 +107,10 @@ def _check(args: argparse.Namespace) -> None:
     if (args.low is None) != (args.normal is None):
         raise LowlightError("--low and --normal go together (one recording of each per pose)")
     if args.low is not None and len(args.low) != len(args.normal):
-        raise LowlightError(f"{len(args.low)} --low recordings but {len(args.normal)} --normal: "
-                            "give one of each per pose, in the same order")
+        raise LowlightError(
+            f"{len(args.low)} --low recordings but {len(args.normal)} --normal: "
+            "give one of each per pose, in the same order"
+        )
     for name in ("frames", "poses"):
         if getattr(args, name) < 1:
             raise LowlightError(f"--{name} must be at least 1, got {getattr(args, name)}")
@@ -98,47 +145,74 @@ def run(args: argparse.Namespace) -> int:
                 finally:
                     source.close()
                 if len(frames) < args.frames:
-                    raise LowlightError(f"{path}: {len(frames)} colour+depth frame pairs, "
-                                        f"fewer than --frames {args.frames}")
+                    raise LowlightError(
+                        f"{path}: {len(frames)} colour+depth frame pairs, "
+                        f"fewer than --frames {args.frames}"
+                    )
                 pose.append(frames)
                 geometries.append(source.geometry)
             if not geometries[0].same_camera(geometries[1]):
-                raise LowlightError(f"{low_path} and {normal_path} were recorded with different "
-                                    "cameras or stream settings; a pose needs one camera")
+                raise LowlightError(
+                    f"{low_path} and {normal_path} were recorded with different "
+                    "cameras or stream settings; a pose needs one camera"
+                )
             if writer is None:
                 writer = CaptureWriter(
-                    args.out, args.split, source.geometry,
+                    args.out,
+                    args.split,
+                    source.geometry,
                     {"source": "recordings", "device": source.info(), "frames": args.frames},
-                    prefix=args.name)
+                    prefix=args.name,
+                )
             names.append(capture_pair(*pose, writer, source.geometry, args.frames))
     else:
         rs = load_pyrealsense2()
         devices = list(rs.context().query_devices())
         if args.serial:
-            devices = [d for d in devices
-                       if d.get_info(rs.camera_info.serial_number) == args.serial]
+            devices = [
+                d for d in devices if d.get_info(rs.camera_info.serial_number) == args.serial
+            ]
         if len(devices) != 1:
             raise LowlightError(
-                "no RealSense camera connected" if not devices and not args.serial else
-                f"no camera with serial {args.serial}" if not devices else
-                f"{len(devices)} cameras connected: choose one with --serial"
+                "no RealSense camera connected"
+                if not devices and not args.serial
+                else f"no camera with serial {args.serial}"
+                if not devices
+                else f"{len(devices)} cameras connected: choose one with --serial"
             )
         source = RealsenseSource(devices[0], size=args.size, fps=args.fps, rs=rs)
         low = LowLightSettings(exposure=args.exposure, gain=args.gain)
         try:
             writer = CaptureWriter(
-                args.out, args.split, source.geometry,
-                {"source": "live", "device": source.info(), "low_light": low.options(),
-                 "normal_light": args.normal_light, "frames": args.frames,
-                 "settle": args.settle},
-                prefix=args.name)
+                args.out,
+                args.split,
+                source.geometry,
+                {
+                    "source": "live",
+                    "device": source.info(),
+                    "low_light": low.options(),
+                    "normal_light": args.normal_light,
+                    "frames": args.frames,
+                    "settle": args.settle,
+                },
+                prefix=args.name,
+            )
             wait = _ask if args.interval is None else (lambda _msg: time.sleep(args.interval))
-            names = capture_live(source, writer, poses=args.poses, frames=args.frames,
-                                 settle=args.settle, low=low, normal_mode=args.normal_light,
-                                 wait=wait)
+            names = capture_live(
+                source,
+                writer,
+                poses=args.poses,
+                frames=args.frames,
+                settle=args.settle,
+                low=low,
+                normal_mode=args.normal_light,
+                wait=wait,
+            )
         finally:
             source.close()
-    print(f"captured {len(names)} view(s) into {args.out} ({args.split}: {names[0]} .. "
-          f"{names[-1]}) in {time.perf_counter() - t0:.1f} s; label them in "
-          f"{args.out / (args.split + '_lbl')}/ (class-id PNGs of the same names) to train")
+    print(
+        f"captured {len(names)} view(s) into {args.out} ({args.split}: {names[0]} .. "
+        f"{names[-1]}) in {time.perf_counter() - t0:.1f} s; label them in "
+        f"{args.out / (args.split + '_lbl')}/ (class-id PNGs of the same names) to train"
+    )
     return 0

@@ -32,9 +32,11 @@ def _gif(frames: list, path: Path, classes, every: int = 2) -> None:
     images = []
     for frame in frames[::every]:
         rec = frame.recorded
-        panels = [("input (brightened)", brighten(frame.rgb)),
-                  ("labels (node)", classes.colorize(frame.prediction)),
-                  ("reflectance (node)", None if rec is None else rec.reflectance)]
+        panels = [
+            ("input (brightened)", brighten(frame.rgb)),
+            ("labels (node)", classes.colorize(frame.prediction)),
+            ("reflectance (node)", None if rec is None else rec.reflectance),
+        ]
         images.append(side_by_side(panels, caption=f"frame {frame.index}"))
     if images:
         images[0].save(path, save_all=True, append_images=images[1:], duration=1000 // 15, loop=0)
@@ -68,9 +70,7 @@ def run_demo(
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     K = Intrinsics.d435i(*size)
-    views = list(
-        tqdm(tour(seed, frames, K), total=frames, desc="rendering sequence", unit="frame")
-    )
+    views = list(tqdm(tour(seed, frames, K), total=frames, desc="rendering sequence", unit="frame"))
     bag = out / "bag"
     shutil.rmtree(bag, ignore_errors=True)
     write_bag(views, bag, storage="mcap", fps=30.0, progress=False)

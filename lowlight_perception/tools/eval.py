@@ -86,7 +86,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--samples", type=int, default=6, help="side-by-side images (default 6)")
     p.add_argument(
-        "--refine", action="store_true",
+        "--refine",
+        action="store_true",
         help="depth-aware refinement of the model's labels and confidence on frames with "
         "aligned depth (what the node's refine_with_depth does)",
     )
@@ -142,8 +143,10 @@ def summary(metrics: dict, out: Path, seconds: float) -> str:
         lat = metrics["latency_ms"]
         lines.append(f"latency of segment(): p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms")
     if metrics.get("refine") is not None:
-        lines.append(f"depth-aware refinement: {metrics['refined_frames']} of {metrics['frames']} "
-                     "frames had aligned depth and were refined")
+        lines.append(
+            f"depth-aware refinement: {metrics['refined_frames']} of {metrics['frames']} "
+            "frames had aligned depth and were refined"
+        )
     scores = metrics.get("restoration") or {}
     for ref in ("albedo", "normal"):
         if f"psnr_restored_vs_{ref}" in scores:
@@ -174,8 +177,12 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     if args.bag is not None:
         metrics = ev.evaluate_bag(
-            args.bag, args.model, args.out, predictions_topic=args.predictions_topic,
-            topics=topics, **common,
+            args.bag,
+            args.model,
+            args.out,
+            predictions_topic=args.predictions_topic,
+            topics=topics,
+            **common,
         )
     else:
         kind, split = args.kind or "llrgbd-real", args.split or "val"
@@ -227,13 +234,19 @@ def _robustness(args: argparse.Namespace, topics: dict[str, str], machine: dict)
         handle.write("Robustness grid: [robustness.md](robustness.md)\n")
     clean = doc["clean"].get("mIoU")
     worst = min(
-        ((r["mIoU"], f"{k} {r['level']}") for k, rows in doc["grid"].items() for r in rows
-         if r["mIoU"] is not None and r["mIoU"] == r["mIoU"]),
+        (
+            (r["mIoU"], f"{k} {r['level']}")
+            for k, rows in doc["grid"].items()
+            for r in rows
+            if r["mIoU"] is not None and r["mIoU"] == r["mIoU"]
+        ),
         default=None,
     )
-    print(f"robustness: clean mIoU {pct(clean)}"
-          + (f", worst {pct(worst[0])} ({worst[1]})" if worst else "")
-          + f"; table: {args.out / 'robustness.md'}")
+    print(
+        f"robustness: clean mIoU {pct(clean)}"
+        + (f", worst {pct(worst[0])} ({worst[1]})" if worst else "")
+        + f"; table: {args.out / 'robustness.md'}"
+    )
     if not doc["complete"]:
         print(f"INCOMPLETE: {doc['incomplete_reason']}")
         return _stopped_status(doc["incomplete_reason"])

@@ -74,8 +74,9 @@ class AdaptConfig:
             raise LowlightError(f"lr must be positive, got {self.lr}")
 
 
-def read_bag_frames(bags: list[Path], net_size: tuple[int, int], stride: int,
-                    max_frames: int | None) -> tuple[np.ndarray, dict[str, Any]]:
+def read_bag_frames(
+    bags: list[Path], net_size: tuple[int, int], stride: int, max_frames: int | None
+) -> tuple[np.ndarray, dict[str, Any]]:
     """Every ``stride``-th colour frame of ``bags`` (raw or compressed; labels are not read),
     resized to the network's (W, H) as training resizes: (N, H, W, 3) uint8, and what was read."""
     from ..bags import ReadStats, iter_frames
@@ -86,16 +87,21 @@ def read_bag_frames(bags: list[Path], net_size: tuple[int, int], stride: int,
     for bag in bags:
         stats = ReadStats()
         used = 0
-        for frame in tqdm(iter_frames(bag, require_gt=False, stats=stats), desc=f"reading {bag}",
-                          unit="frame"):
+        for frame in tqdm(
+            iter_frames(bag, require_gt=False, stats=stats), desc=f"reading {bag}", unit="frame"
+        ):
             if frame.index % stride:
                 continue
             frames.append(resize_array(frame.rgb, w, h, nearest=False))
             used += 1
             if max_frames is not None and len(frames) >= max_frames:
                 break
-        read[str(bag)] = {"colour_frames": stats.colour_frames, "used": used,
-                          "skipped": dict(stats.skipped), "error": stats.error}
+        read[str(bag)] = {
+            "colour_frames": stats.colour_frames,
+            "used": used,
+            "skipped": dict(stats.skipped),
+            "error": stats.error,
+        }
         if max_frames is not None and len(frames) >= max_frames:
             break
     if not frames:
@@ -104,8 +110,9 @@ def read_bag_frames(bags: list[Path], net_size: tuple[int, int], stride: int,
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, frames: np.ndarray, device: torch.device,
-            batch_size: int, void: int) -> tuple[np.ndarray, np.ndarray]:
+def predict(
+    model: torch.nn.Module, frames: np.ndarray, device: torch.device, batch_size: int, void: int
+) -> tuple[np.ndarray, np.ndarray]:
     """The model's labels and max softmax at net size among the real classes (void, never a
     training target, is left out): (N, H, W) uint8 and float32."""
     model.eval()
@@ -121,8 +128,9 @@ def predict(model: torch.nn.Module, frames: np.ndarray, device: torch.device,
     return np.concatenate(labels), np.concatenate(confidence)
 
 
-def class_thresholds(labels: np.ndarray, confidence: np.ndarray, num_classes: int, keep: float,
-                     max_threshold: float) -> np.ndarray:
+def class_thresholds(
+    labels: np.ndarray, confidence: np.ndarray, num_classes: int, keep: float, max_threshold: float
+) -> np.ndarray:
     """Per class, the confidence above which its predicted pixels become pseudo-labels: the
     (1 - keep) quantile of that class's confidences, capped at ``max_threshold`` (class-
     balanced self-training); classes never predicted get ``max_threshold``."""
@@ -134,8 +142,9 @@ def class_thresholds(labels: np.ndarray, confidence: np.ndarray, num_classes: in
     return thresholds
 
 
-def pseudo_labels(labels: np.ndarray, confidence: np.ndarray, thresholds: np.ndarray,
-                  void: int) -> np.ndarray:
+def pseudo_labels(
+    labels: np.ndarray, confidence: np.ndarray, thresholds: np.ndarray, void: int
+) -> np.ndarray:
     """The teacher's labels where it is at least its class's threshold sure, else ``void``
     (ignored by the loss)."""
     out = labels.copy()
@@ -144,24 +153,34 @@ def pseudo_labels(labels: np.ndarray, confidence: np.ndarray, thresholds: np.nda
     return out
 
 
-def coverage(labels: np.ndarray, pseudo: np.ndarray, thresholds: np.ndarray,
-             names: tuple[str, ...], void: int) -> list[dict[str, Any]]:
+def coverage(
+    labels: np.ndarray,
+    pseudo: np.ndarray,
+    thresholds: np.ndarray,
+    names: tuple[str, ...],
+    void: int,
+) -> list[dict[str, Any]]:
     """Per class: its threshold, the share of all pixels the teacher gave it, and the share
     that became its pseudo-labels."""
     total = labels.size
     predicted = np.bincount(labels.ravel(), minlength=len(names))
     kept = np.bincount(pseudo.ravel(), minlength=len(names))
     return [
-        {"class": names[c], "threshold": round(float(thresholds[c]), 3),
-         "predicted_%": round(100 * predicted[c] / total, 2),
-         "pseudo_labelled_%": round(100 * kept[c] / total, 2)}
-        for c in range(len(names)) if c != void
+        {
+            "class": names[c],
+            "threshold": round(float(thresholds[c]), 3),
+            "predicted_%": round(100 * predicted[c] / total, 2),
+            "pseudo_labelled_%": round(100 * kept[c] / total, 2),
+        }
+        for c in range(len(names))
+        if c != void
     ]
 
 
 @torch.no_grad()
-def recalibrate_batchnorm(model: torch.nn.Module, frames: np.ndarray, device: torch.device,
-                          batch_size: int) -> None:
+def recalibrate_batchnorm(
+    model: torch.nn.Module, frames: np.ndarray, device: torch.device, batch_size: int
+) -> None:
     """Re-estimate the task network's BatchNorm statistics on ``frames`` with the final
     weights (a cumulative average over one pass), the decomposition's left as they are.
 
@@ -169,9 +188,11 @@ def recalibrate_batchnorm(model: torch.nn.Module, frames: np.ndarray, device: to
     (updated with momentum while the weights moved) no longer match the weights: the model in
     eval mode labelled 84 % of a frame "window" while in train mode it still agreed with its
     teacher; with re-estimated statistics it agrees with it again (89 % of pixels)."""
-    norms = [m for name, m in model.named_modules()
-             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
-             and not name.startswith("decomp")]
+    norms = [
+        m
+        for name, m in model.named_modules()
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and not name.startswith("decomp")
+    ]
     if not norms:
         return
     momenta = [m.momentum for m in norms]
@@ -189,9 +210,16 @@ def recalibrate_batchnorm(model: torch.nn.Module, frames: np.ndarray, device: to
     model.eval()
 
 
-def _fine_tune(model: torch.nn.Module, frames: np.ndarray, pseudo: np.ndarray,
-               config: AdaptConfig, device: torch.device, void: int, desc: str,
-               ema: WeightEma | None) -> float:
+def _fine_tune(
+    model: torch.nn.Module,
+    frames: np.ndarray,
+    pseudo: np.ndarray,
+    config: AdaptConfig,
+    device: torch.device,
+    void: int,
+    desc: str,
+    ema: WeightEma | None,
+) -> float:
     """Epochs of the segmentation loss on the pseudo-labels, the decomposition frozen (its
     BatchNorm statistics too); the mean loss of the last epoch."""
     params = set_stage(model, "joint", freeze_encoders=False)
@@ -204,15 +232,20 @@ def _fine_tune(model: torch.nn.Module, frames: np.ndarray, pseudo: np.ndarray,
             model.decomp.eval()
         order = torch.randperm(len(frames), generator=generator).numpy()
         losses = []
-        bar = tqdm(range(0, len(order), config.batch_size), desc=f"{desc} epoch {epoch + 1}",
-                   unit="batch", leave=False)
+        bar = tqdm(
+            range(0, len(order), config.batch_size),
+            desc=f"{desc} epoch {epoch + 1}",
+            unit="batch",
+            leave=False,
+        )
         for start in bar:
             idx = order[start : start + config.batch_size]
             x = torch.from_numpy(frames[idx]).to(device).permute(0, 3, 1, 2).float() / 255
             y = torch.from_numpy(pseudo[idx]).to(device).long()
             logits = model(x)["logits"]
-            loss = segmentation_loss(logits, y, kind=config.seg_loss, gamma=config.focal_gamma,
-                                     ignore_index=void)
+            loss = segmentation_loss(
+                logits, y, kind=config.seg_loss, gamma=config.focal_gamma, ignore_index=void
+            )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -237,8 +270,10 @@ def adapt(checkpoint: Path, bags: list[Path], out: Path, config: AdaptConfig) ->
     train_config = state.get("train_config") or {}
     size = (train_config.get("data") or {}).get("size")
     if not size:
-        raise LowlightError(f"{checkpoint} has no training config with the network size; "
-                            "adapt a checkpoint written by lowlight train")
+        raise LowlightError(
+            f"{checkpoint} has no training config with the network size; "
+            "adapt a checkpoint written by lowlight train"
+        )
     net_size = (int(size[0]), int(size[1]))
     classes = load_classes()
     void = classes.void_index
@@ -246,16 +281,19 @@ def adapt(checkpoint: Path, bags: list[Path], out: Path, config: AdaptConfig) ->
     device = resolve_device(config.device, torch.cuda.is_available())
     model.to(device)
     frames, read = read_bag_frames(bags, net_size, config.stride, config.max_frames)
-    print(f"adapting {state['model_name']} ({checkpoint}) on {len(frames)} frames of "
-          f"{len(bags)} bag(s) at {net_size[0]}x{net_size[1]}: {config.rounds} round(s) of "
-          f"{config.epochs} epoch(s)")
+    print(
+        f"adapting {state['model_name']} ({checkpoint}) on {len(frames)} frames of "
+        f"{len(bags)} bag(s) at {net_size[0]}x{net_size[1]}: {config.rounds} round(s) of "
+        f"{config.epochs} epoch(s)"
+    )
     ema = WeightEma(model, config.ema_teacher) if config.ema_teacher > 0 else None
     rounds = []
     for r in range(config.rounds):
         teacher = ema.module if ema is not None and r > 0 else copy.deepcopy(model)
         labels, confidence = predict(teacher, frames, device, config.batch_size, void)
-        thresholds = class_thresholds(labels, confidence, classes.num_classes, config.keep,
-                                      config.max_threshold)
+        thresholds = class_thresholds(
+            labels, confidence, classes.num_classes, config.keep, config.max_threshold
+        )
         pseudo = pseudo_labels(labels, confidence, thresholds, void)
         table = coverage(labels, pseudo, thresholds, classes.names, void)
         loss = _fine_tune(model, frames, pseudo, config, device, void, f"round {r + 1}", ema)
@@ -263,12 +301,20 @@ def adapt(checkpoint: Path, bags: list[Path], out: Path, config: AdaptConfig) ->
         if ema is not None:  # the teacher of the next round gets statistics of its own
             recalibrate_batchnorm(ema.module, frames, device, config.batch_size)
         kept = 100 * float((pseudo != void).mean())
-        rounds.append({"round": r + 1, "pseudo_labelled_%": round(kept, 2),
-                       "mean_teacher_confidence": round(float(confidence.mean()), 4),
-                       "loss": round(loss, 4), "classes": table})
-        tqdm.write(f"round {r + 1}: {kept:.1f} % of pixels pseudo-labelled "
-                   f"({sum(row['pseudo_labelled_%'] > 0 for row in table)} classes), "
-                   f"loss {loss:.4f}")
+        rounds.append(
+            {
+                "round": r + 1,
+                "pseudo_labelled_%": round(kept, 2),
+                "mean_teacher_confidence": round(float(confidence.mean()), 4),
+                "loss": round(loss, 4),
+                "classes": table,
+            }
+        )
+        tqdm.write(
+            f"round {r + 1}: {kept:.1f} % of pixels pseudo-labelled "
+            f"({sum(row['pseudo_labelled_%'] > 0 for row in table)} classes), "
+            f"loss {loss:.4f}"
+        )
     model.eval()
     report = {
         "checkpoint": str(checkpoint),
@@ -281,12 +327,23 @@ def adapt(checkpoint: Path, bags: list[Path], out: Path, config: AdaptConfig) ->
         "device": str(device),
     }
     out.mkdir(parents=True, exist_ok=True)
-    provenance = {**(state.get("provenance") or {}), "adapted": {
-        k: report[k] for k in ("checkpoint", "frames", "config")} | {"bags": list(read)}}
-    line = (f"{state.get('training', state['model_name'])}; adapted without labels on "
-            f"{len(frames)} frames of {', '.join(map(str, bags))} ({config.rounds} rounds)")
-    save_checkpoint(out / "adapted.pt", model, train_config=train_config, provenance=provenance,
-                    training=line, adaptation=report)
+    provenance = {
+        **(state.get("provenance") or {}),
+        "adapted": {k: report[k] for k in ("checkpoint", "frames", "config")}
+        | {"bags": list(read)},
+    }
+    line = (
+        f"{state.get('training', state['model_name'])}; adapted without labels on "
+        f"{len(frames)} frames of {', '.join(map(str, bags))} ({config.rounds} rounds)"
+    )
+    save_checkpoint(
+        out / "adapted.pt",
+        model,
+        train_config=train_config,
+        provenance=provenance,
+        training=line,
+        adaptation=report,
+    )
     (out / "report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
     _write_report(out, report)
     return report
@@ -303,11 +360,17 @@ def _write_report(out: Path, report: dict[str, Any]) -> None:
         "",
     ]
     for r in report["rounds"]:
-        lines += [f"## Round {r['round']}: {r['pseudo_labelled_%']} % of pixels pseudo-labelled,"
-                  f" loss {r['loss']}", "",
-                  "| class | threshold | predicted % | pseudo-labelled % |", "|---|---|---|---|"]
-        lines += [f"| {c['class']} | {c['threshold']} | {c['predicted_%']} | "
-                  f"{c['pseudo_labelled_%']} |" for c in r["classes"]]
+        lines += [
+            f"## Round {r['round']}: {r['pseudo_labelled_%']} % of pixels pseudo-labelled,"
+            f" loss {r['loss']}",
+            "",
+            "| class | threshold | predicted % | pseudo-labelled % |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {c['class']} | {c['threshold']} | {c['predicted_%']} | {c['pseudo_labelled_%']} |"
+            for c in r["classes"]
+        ]
         lines.append("")
     lines.append("![pseudo-label coverage](coverage.png)")
     (out / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -322,8 +385,12 @@ def _write_report(out: Path, report: dict[str, Any]) -> None:
     fig, ax = plt.subplots(figsize=(9, 3.5))
     width = 0.8 / len(report["rounds"])
     for i, r in enumerate(report["rounds"]):
-        ax.bar(np.arange(len(names)) + i * width, [c["pseudo_labelled_%"] for c in r["classes"]],
-               width, label=f"round {r['round']}")
+        ax.bar(
+            np.arange(len(names)) + i * width,
+            [c["pseudo_labelled_%"] for c in r["classes"]],
+            width,
+            label=f"round {r['round']}",
+        )
     ax.set_xticks(np.arange(len(names)) + 0.4 - width / 2, names, rotation=45, ha="right")
     ax.set_ylabel("% of pixels pseudo-labelled")
     ax.legend()

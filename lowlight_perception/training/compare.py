@@ -52,7 +52,7 @@ def read_run(run: Path) -> dict[str, Any]:
 
 
 def mean_std(values: list[float]) -> str:
-    """"mean ± std" with the sample standard deviation (n - 1), or the value for one run."""
+    """ "mean ± std" with the sample standard deviation (n - 1), or the value for one run."""
     if len(values) == 1:
         return f"{values[0]:.3f}"
     return f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}"
@@ -84,13 +84,16 @@ def compare_runs(runs: list[Path], reference: str) -> dict[str, Any]:
         if model == reference:
             continue
         seeds = sorted(s for m, s in by_seed if m == model and (reference, s) in by_seed)
-        diffs = [by_seed[(reference, s)]["last_mIoU"] - by_seed[(model, s)]["last_mIoU"]
-                 for s in seeds]
+        diffs = [
+            by_seed[(reference, s)]["last_mIoU"] - by_seed[(model, s)]["last_mIoU"] for s in seeds
+        ]
         if diffs:
-            gaps.append({
-                "difference": f"{reference} - {model}, last val mIoU",
-                "mean_std": mean_std(diffs),
-                "seeds": " ".join(map(str, seeds)),
-                "positive_seeds": sum(d > 0 for d in diffs),
-            })
+            gaps.append(
+                {
+                    "difference": f"{reference} - {model}, last val mIoU",
+                    "mean_std": mean_std(diffs),
+                    "seeds": " ".join(map(str, seeds)),
+                    "positive_seeds": sum(d > 0 for d in diffs),
+                }
+            )
     return {"reference": reference, "models": per_model, "gaps": gaps, "rows": rows}

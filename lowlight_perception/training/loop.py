@@ -422,8 +422,9 @@ def _score_restoration(
     low, normal, out, tgt = u8(batch["low"]), u8(batch["normal"]), u8(restored), u8(target)
     albedo = u8(batch.get("albedo"))
     for i in range(len(low)):
-        scores.add(low[i], normal[i], out[i], target=tgt[i],
-                   albedo=None if albedo is None else albedo[i])
+        scores.add(
+            low[i], normal[i], out[i], target=tgt[i], albedo=None if albedo is None else albedo[i]
+        )
 
 
 def majority_baseline(loader: DataLoader, rt: Runtime) -> float:
@@ -537,8 +538,9 @@ def _git_commit() -> str | None:
 
     def git(*args: str) -> str | None:
         try:
-            done = subprocess.run(["git", *args], cwd=here, capture_output=True, text=True,
-                                  timeout=10)
+            done = subprocess.run(
+                ["git", *args], cwd=here, capture_output=True, text=True, timeout=10
+            )
         except (OSError, subprocess.TimeoutExpired):
             return None
         return done.stdout.strip() if done.returncode == 0 else None
@@ -624,9 +626,7 @@ def train(config: TrainConfig, resume: str | None = None) -> dict[str, Any]:
                 f"{resume} holds no optimizer state (best.pt is weights and metrics only): "
                 "resume from the run's last.pt"
             )
-    elif (
-        not config.init_from and model.uses_decomposition and [s for s, _ in stages] == ["joint"]
-    ):
+    elif not config.init_from and model.uses_decomposition and [s for s, _ in stages] == ["joint"]:
         raise ConfigError(
             "--stage joint trains the task network on a frozen decomposition, which would be "
             "random here: give --set init_from=RUN/best.pt (a decomp or all run), or train "
@@ -659,8 +659,10 @@ def train(config: TrainConfig, resume: str | None = None) -> dict[str, Any]:
         print(summary(model))
     train_loader = make_loader(config, config.data.train_split, rt, shuffle=True)
     val_loader = make_loader(config, config.data.val_split, rt, shuffle=False)
-    for split, loader in ((config.data.train_split, train_loader),
-                          (config.data.val_split, val_loader)):
+    for split, loader in (
+        (config.data.train_split, train_loader),
+        (config.data.val_split, val_loader),
+    ):
         if "joint" in [s for s, _ in stages] and not getattr(loader.dataset, "labelled", True):
             raise ConfigError(
                 f"the {split} split of {config.data.path} has no labels yet (its {split}_lbl/ "
@@ -676,8 +678,12 @@ def train(config: TrainConfig, resume: str | None = None) -> dict[str, Any]:
         prov["class_weights"] = [round(float(w), 4) for w in weights]
         if rt.main:
             names = load_classes().names
-            print("class weights (median frequency): " + ", ".join(
-                f"{name} {w:.2f}" for name, w in zip(names[1:], weights[1:], strict=True)))
+            print(
+                "class weights (median frequency): "
+                + ", ".join(
+                    f"{name} {w:.2f}" for name, w in zip(names[1:], weights[1:], strict=True)
+                )
+            )
     log = RunLog(out) if rt.main else None
     if log is not None and state is None:
         log.rows = []
@@ -770,7 +776,8 @@ def train(config: TrainConfig, resume: str | None = None) -> dict[str, Any]:
                 if better:  # weights and records only: resuming is last.pt's job
                     resumable = ("optimizer", "scheduler", "scaler", "raw_model")
                     save_checkpoint(
-                        out / "best.pt", scored,
+                        out / "best.pt",
+                        scored,
                         **{k: v for k, v in extra.items() if k not in resumable},
                     )
                 tqdm.write(_epoch_line(row))
