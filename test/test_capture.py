@@ -425,3 +425,32 @@ def test_recordings_of_two_cameras_are_refused(tmp_path, capsys):
     )
     assert "different cameras" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_view_interrupted_mid_write_leaves_nothing_behind(tmp_path, monkeypatch):
+    """Ctrl-C while a view's PNGs are written: its files go, the record keeps the views that
+    were whole, the dataset still reads, and the next view takes the same name."""
+    import lowlight_perception.capture.views as views
+
+    g = _geometry(SoftwareD435i())
+    sharp, _, depth = _scene(8)
+    frames = [RgbdFrame(sharp, depth, k, 33.3 * k) for k in range(2)]
+    writer = CaptureWriter(tmp_path, "train", g, {"source": "test"})
+    assert writer.write(reduce_pose(frames[:1], frames[1:], g)) == "pose_0000"
+    real, calls = views.write_png, []
+
+    def interrupted(path, array):
+        calls.append(path)
+        if len(calls) == 2:  # after the low-light PNG of the second view
+            raise KeyboardInterrupt
+        real(path, array)
+
+    monkeypatch.setattr(views, "write_png", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        writer.write(reduce_pose(frames[:1], frames[1:], g))
+    assert not list(tmp_path.rglob("pose_0001.png"))
+    assert [v.name for v in open_dataset("llrgbd-real", tmp_path, "train")] == ["pose_0000"]
+    record = yaml.safe_load((tmp_path / "capture.yaml").read_text())
+    assert [v["name"] for v in record["sessions"][0]["views"]] == ["pose_0000"]
+    monkeypatch.setattr(views, "write_png", real)
+    assert writer.write(reduce_pose(frames[:1], frames[1:], g)) == "pose_0001"

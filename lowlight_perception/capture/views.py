@@ -191,15 +191,26 @@ class CaptureWriter:
                 )
 
     def write(self, view: CapturedView) -> str:
-        """Write one view; returns its name (the file stem in every directory)."""
+        """Write one view; returns its name (the file stem in every directory). A view is
+        written whole or not at all: an error or Ctrl-C mid-way removes its files, so the
+        dataset stays readable and the next view takes the same name."""
         name = f"{self.prefix}_{self.next_index:04d}"
+        files = [
+            (self.root / layout.directory(self.split, kind) / f"{name}.png", array)
+            for kind, array in (
+                (layout.LOW, view.low),
+                (layout.NORMAL, view.normal),
+                (layout.DEPTH, view.depth_mm),
+            )
+        ]
+        try:
+            for path, array in files:
+                write_png(path, array)
+        except BaseException:
+            for path, _ in files:
+                path.unlink(missing_ok=True)
+            raise
         self.next_index += 1
-        for kind, array in (
-            (layout.LOW, view.low),
-            (layout.NORMAL, view.normal),
-            (layout.DEPTH, view.depth_mm),
-        ):
-            write_png(self.root / layout.directory(self.split, kind) / f"{name}.png", array)
         (self.root / layout.directory(self.split, layout.LABEL)).mkdir(parents=True, exist_ok=True)
         meta = {
             **self.intrinsics.to_dict(),
