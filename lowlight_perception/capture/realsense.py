@@ -139,6 +139,7 @@ class RealsenseSource:
         self.fps = color.fps()
         self._bgr = color.format() == rs.format.bgr8
         self._lock = threading.Lock()
+        self.played = threading.Event()  # a recording's playback reached its end
         self._colors: list[tuple[float, int, np.ndarray, dict]] = []
         self._depths: list[tuple[float, int, np.ndarray]] = []
         self._sensors = [
@@ -170,27 +171,24 @@ class RealsenseSource:
             raise LowlightError(f"{path}: not a librealsense recording ({err})") from err
         playback = device.as_playback()
         playback.set_real_time(False)
-        source = cls.__new__(cls)
-        source._stopped = threading.Event()
+        try:
+            source = cls(device, rs=rs, start=False)
+        except LowlightError as err:
+            raise LowlightError(f"{path}: {err}") from err
         playing = threading.Event()
 
         def status_changed(status: Any) -> None:  # a "stopped" before playing is the start
             if status == rs.playback_status.playing:
                 playing.set()
             elif status == rs.playback_status.stopped and playing.is_set():
-                source._stopped.set()
+                source.played.set()
 
         playback.set_status_changed_callback(status_changed)
-        try:
-            source.__init__(device, rs=rs, start=False)
-        except LowlightError as err:
-            raise LowlightError(f"{path}: {err}") from err
         # playback starts with the first sensor started: paused until both listen, or the
         # second one's first frames are lost
         playback.pause()
         source.start()
         playback.resume()
-        source.path = path
         return source
 
     # ----------------------------------------------------------------------- frame callbacks
@@ -286,7 +284,7 @@ class RealsenseSource:
         Raises:
             LowlightError: if playback does not end within ``timeout_s``.
         """
-        if not self._stopped.wait(timeout_s):
+        if not self.played.wait(timeout_s):
             raise LowlightError(f"playback did not finish within {timeout_s:g} s")
         counts = None
         while counts != (counts := (len(self._colors), len(self._depths))):
