@@ -83,3 +83,16 @@ def test_the_parameter_table_is_the_nodes_interface():
     for (name, shown), p in zip(rows, PARAMS, strict=True):
         default = p.default if isinstance(p.default, str) else json.dumps(p.default)
         assert shown in (default, f'"{default}"') or (default == "" and shown == '""'), name
+
+
+def test_the_contracts_index_names_files_that_exist():
+    """docs/contracts.md points at the one module defining each contract and at its tests:
+    every file it names is there, so the index cannot quietly rot."""
+    text = (REPO / "docs" / "contracts.md").read_text(encoding="utf-8")
+    named = {  # modules and repository files; bare *.yaml names are files the tools write
+        n for n in re.findall(r"`([\w/]+\.(?:py|yaml))`", text) if n.endswith(".py") or "/" in n
+    }
+    assert len(named) > 20
+    roots = (REPO / "lowlight_perception", REPO, REPO / "test")
+    missing = [n for n in sorted(named) if not any((root / n).is_file() for root in roots)]
+    assert not missing, missing
