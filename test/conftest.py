@@ -14,6 +14,11 @@ import setuptools
 from lowlight_perception.camera import Intrinsics
 
 REPO = Path(__file__).resolve().parents[1]
+TINY_TRAIN = [  # `lowlight train` arguments of a seconds-long run: lisu-tiny, 8 views at 64x48
+    "--config", "lisu_small_cpu", "--set", "model=lisu-tiny", "--set", "data.size=[64,48]",
+    "--set", "data.options={num_views: 8}", "--set", "data.workers=0", "--set", "batch_size=4",
+    "--set", "decomp_epochs=1", "--set", "epochs=1",
+]  # fmt: skip
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 NEEDS_TORCH = re.compile(
     r"^(import|from) (torch|onnx|lowlight_perception\.(models|training))\b", re.MULTILINE

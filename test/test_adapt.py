@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_TRAIN
 
 from lowlight_perception.models.checkpoint import load_model, read_checkpoint
 from lowlight_perception.tools.cli import main
@@ -91,22 +92,7 @@ def source(tmp_path_factory):
         main(
             [
                 "train",
-                "--config",
-                "lisu_small_cpu",
-                "--set",
-                "model=lisu-tiny",
-                "--set",
-                "data.size=[64,48]",
-                "--set",
-                "data.options={num_views: 8}",
-                "--set",
-                "data.workers=0",
-                "--set",
-                "batch_size=4",
-                "--set",
-                "decomp_epochs=1",
-                "--set",
-                "epochs=1",
+                *TINY_TRAIN,
                 "--out",
                 str(root / "src"),
             ]

@@ -19,6 +19,7 @@ import time
 import numpy as np
 import pytest
 import yaml
+from conftest import TINY_TRAIN
 
 from lowlight_perception.capture.geometry import StreamGeometry, align_depth_to_color
 from lowlight_perception.capture.realsense import RealsenseSource, load_pyrealsense2
@@ -372,29 +373,8 @@ def test_an_unlabelled_capture_trains_the_decomposition_only(tmp_path, capsys):
         )
         == 0
     )
-    train = [
-        "train",
-        "--config",
-        "lisu_small_cpu",
-        "--set",
-        "model=lisu-tiny",
-        "--set",
-        "data.kind=llrgbd-real",
-        "--data",
-        str(out),
-        "--set",
-        "data.size=[64,48]",
-        "--set",
-        "data.workers=0",
-        "--set",
-        "data.options={}",
-        "--set",
-        "data.val_split=train",
-        "--set",
-        "decomp_epochs=1",
-        "--set",
-        "epochs=1",
-    ]
+    train = ["train", *TINY_TRAIN, "--set", "data.kind=llrgbd-real", "--data", str(out),
+             "--set", "data.options={}", "--set", "data.val_split=train"]  # fmt: skip
     assert main([*train, "--out", str(tmp_path / "joint")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "has no labels yet" in err

@@ -260,10 +260,25 @@ def test_led_colour_beam_vignetting_and_motion_blur_change_the_dark_view(small_c
     assert np.array_equal(blurred.normal, base.normal)
 
 
-def test_a_sequence_keeps_its_camera_settings_fixed():
-    """A robot's LED, lens and exposure do not change between frames: one draw per sequence."""
+def test_a_sequence_keeps_its_camera_settings_fixed(monkeypatch):
+    """A robot's LED, lens and exposure do not change between frames: one draw per sequence,
+    and each frame is rendered with that draw (what ``render`` receives is recorded)."""
     settings = synthetic.LowLight().fixed(np.random.default_rng(3))
     for f in dataclasses.fields(settings):
         lo, hi = getattr(settings, f.name)
         low, high = getattr(synthetic.LowLight(), f.name)
         assert lo == hi and low <= lo <= high, f.name
+    seen, render = [], synthetic.render
+
+    def recording(*args, **kwargs):
+        seen.append((kwargs["low"], kwargs["normal"]))
+        return render(*args, **kwargs)
+
+    monkeypatch.setattr(synthetic, "render", recording)
+    K = Intrinsics.d435i(32, 24)
+    frames = [synthetic.sequence_frame(4, 1, i, 6, K) for i in (0, 3, 5)]
+    assert len(seen) == 3 and seen[0] == seen[1] == seen[2]
+    assert all(lo == hi for lo, hi in dataclasses.astuple(seen[0][0]))
+    assert not np.array_equal(frames[0].low, frames[1].low), "each frame draws its own noise"
+    other = synthetic.sequence_frame(4, 2, 0, 6, K)  # another room: its own draw
+    assert seen[-1][0] != seen[0][0] and other.name == "0002_000000"

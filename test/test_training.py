@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_TRAIN
 from torch import nn
 
 from lowlight_perception.data.datasets import collate, open_dataset
@@ -39,24 +40,7 @@ from lowlight_perception.training.loop import (
     train_one_epoch,
 )
 
-TINY = [
-    "--config",
-    "lisu_small_cpu",
-    "--set",
-    "model=lisu-tiny",
-    "--set",
-    "data.size=[64,48]",
-    "--set",
-    "data.options={num_views: 8}",
-    "--set",
-    "data.workers=0",
-    "--set",
-    "batch_size=4",
-    "--set",
-    "decomp_epochs=1",
-    "--set",
-    "epochs=1",
-]
+TINY = TINY_TRAIN
 
 
 SETS = TINY[3::2]  # the --set values, for load_config
@@ -583,18 +567,38 @@ def test_bench_seeds_refuses_a_directory_that_is_not_a_run(tmp_path, capsys):
     assert len(err) == 1 and "not a finished training run" in err[0]
 
 
-@pytest.mark.parametrize(
-    "status, expected", [("", "abc1234"), (" M lowlight_perception/x.py", "abc1234+dirty")]
-)
-def test_provenance_commit_says_when_the_code_was_not_that_commit(
-    tmp_path, monkeypatch, status, expected
-):
+def test_provenance_commit_says_when_the_code_was_not_that_commit(tmp_path):
+    """A real git checkout: clean gives the commit, a changed tracked file adds +dirty, an
+    untracked file (a run directory, say) does not, and no checkout gives None."""
+    import shutil
+
     from lowlight_perception.training.loop import _git_commit
 
-    fake = tmp_path / "git"  # answers like git: rev-parse, then status --porcelain
-    fake.write_text(
-        f'#!/bin/sh\ncase "$1" in rev-parse) echo abc1234;; status) printf "%s" "{status}";; esac\n'
-    )
-    fake.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
-    assert _git_commit() == expected
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    package = tmp_path / "repo" / "lowlight_perception"
+    package.mkdir(parents=True)
+    (package / "a.py").write_text("x = 1\n")
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+            cwd=package.parent,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return done.stdout.strip()
+
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-q", "-m", "one")
+    commit = git("rev-parse", "--short", "HEAD")
+    assert _git_commit(package) == commit
+    (package / "notes.txt").write_text("untracked\n")
+    assert _git_commit(package) == commit
+    (package / "a.py").write_text("x = 2\n")
+    assert _git_commit(package) == f"{commit}+dirty"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    assert _git_commit(elsewhere) is None  # not a checkout (a wheel install)

@@ -144,11 +144,3 @@ def align_depth_to_color(depth: np.ndarray, g: StreamGeometry) -> np.ndarray:
                 np.minimum.at(out, y[inside] * w + x[inside], raw[inside])
     out[out == empty] = 0
     return out.reshape(h, w)
-
-
-def depth_to_mm(raw: np.ndarray, depth_units: float) -> np.ndarray:
-    """Raw depth in ``depth_units`` metres as uint16 millimetres (REP 118; 0 stays invalid)."""
-    if abs(depth_units - 0.001) < 1e-9:
-        return raw.astype(np.uint16, copy=False)
-    mm = np.rint(raw.astype(np.float64) * depth_units * 1000.0)
-    return np.clip(mm, 0, np.iinfo(np.uint16).max).astype(np.uint16)

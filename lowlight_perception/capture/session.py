@@ -25,9 +25,12 @@ frame)."""
 class LowLightSettings:
     """The colour sensor's settings for the dark burst (librealsense option values).
 
-    ``exposure`` in the sensor's units (a D435i's RGB sensor: 0.1 ms, so 330 is 33 ms, the
-    longest a 30 FPS stream allows) and ``gain`` (D435i RGB: 0..128). The emitter stays off in
-    both bursts: its infrared dot pattern would light the colour image.
+    ``exposure`` in the sensor's units (a D400's RGB sensor: 100 us steps over 1..10000, per
+    librealsense's maintainers in realsenseai/librealsense#8243, so 330 is 33 ms, the longest a
+    30 FPS stream allows; its depth sensor counts microseconds) and ``gain`` (D435i RGB:
+    0..128). A new exposure takes effect up to about 5 frames later (#11228), well inside the
+    default settle of 30. The emitter stays off in both bursts: its infrared dot pattern would
+    light the colour image.
     """
 
     exposure: float = 330.0

@@ -22,7 +22,7 @@ from ..camera import Intrinsics
 from ..data import layout
 from ..data.imageio import write_png
 from ..errors import DatasetError
-from .geometry import StreamGeometry, align_depth_to_color, depth_to_mm
+from .geometry import StreamGeometry, align_depth_to_color
 
 CAPTURE_FILE = "capture.yaml"
 """The capture record at the dataset root, beside ``intrinsics.yaml``."""
@@ -139,7 +139,7 @@ def reduce_pose(
     return CapturedView(
         low=low[kept].color,
         normal=np.clip(np.rint(mean), 0, 255).astype(np.uint8),
-        depth_mm=depth_to_mm(depth_raw, geometry.depth_units),
+        depth_mm=layout.depth_to_mm(depth_raw, geometry.depth_units),
         record={"low": _frame_record(low, kept), "normal": _frame_record(normal)},
     )
 

@@ -264,12 +264,6 @@ class LLRGBDReal(_Dataset):
     def __len__(self) -> int:
         return len(self.stems)
 
-    def _depth_mm(self, raw: np.ndarray) -> np.ndarray:
-        if self.depth_scale == DEFAULT_DEPTH_SCALE:
-            return raw
-        mm = np.rint(raw.astype(np.float64) * (self.depth_scale * 1000.0))
-        return np.clip(mm, 0, 65535).astype(np.uint16)
-
     def __getitem__(self, index: int) -> Sample:
         stem = self.stems[_index_error(index, len(self))]
         paths = {field: self.files[field][stem] for field in self.files}
@@ -279,7 +273,7 @@ class LLRGBDReal(_Dataset):
             "label": read_label(paths["label"]) if self.labelled else None,
         }
         if "depth" in paths:
-            arrays["depth"] = self._depth_mm(read_uint16(paths["depth"]))
+            arrays["depth"] = layout.depth_to_mm(read_uint16(paths["depth"]), self.depth_scale)
         if "albedo" in paths:
             arrays["albedo"] = read_rgb(paths["albedo"])
         for field in ("shading_low", "shading_normal"):

@@ -607,7 +607,7 @@ class PerceptionNode(LifecycleNode):
         for name in wanted:
             start = time.perf_counter()
             if name == "semantic_points":  # depth is converted only when needed
-                if depth_msg is None and self.p("use_depth"):
+                if not refine and self.p("use_depth"):  # refinement already waited for it
                     depth_msg = self._depth_for(pending)
                     depth = None if depth_msg is None else depth_to_metres(depth_msg)
                 if depth_msg is None and self.p("use_depth"):

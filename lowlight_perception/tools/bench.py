@@ -22,7 +22,7 @@ from ..data.synthetic import random_view
 from ..latency import p50_p99, seconds_to_ms
 from ..ros.interface import OUTPUTS
 from ..training.compare import compare_runs
-from .common import machine, size_arg
+from .common import add_size_args, machine, size_arg
 
 
 def bench_synth(size: tuple[int, int], views: int, workers: int | None) -> dict:
@@ -570,20 +570,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="registry model, random init (default lisu-tiny: "
         "near-free at --net-size 32x32, so the node's own work shows)",
     )
-    n.add_argument(
-        "--camera-size",
-        type=size_arg,
-        metavar="WxH",
-        default=(640, 480),
-        help="frame WxH (default 640x480)",
-    )
-    n.add_argument(
-        "--net-size",
-        type=size_arg,
-        metavar="WxH",
-        default=(32, 32),
-        help="network WxH (default 32x32)",
-    )
+    add_size_args(n, (640, 480), (32, 32))
     n.add_argument(
         "--frames",
         type=int,
@@ -607,19 +594,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p_graph.add_argument(
         "--arch", default="lisu-tiny", help="registry model, random init (default lisu-tiny)"
     )
-    p_graph.add_argument(
-        "--camera-size",
-        type=size_arg,
-        metavar="WxH",
-        default=(640, 480),
-        help="frame WxH (default 640x480)",
-    )
-    p_graph.add_argument(
-        "--net-size",
-        type=size_arg,
-        metavar="WxH",
-        default=(32, 32),
-        help="network WxH (default 32x32: the pre/post-processing shows)",
+    add_size_args(
+        p_graph,
+        (640, 480),
+        (32, 32),
+        net_help="network WxH (small, so the pre/post-processing shows)",
     )
     p_graph.add_argument("--runs", type=int, default=30, help="profiled runs per pass")
     p_graph.add_argument("--no-spin-wait", action="store_true", help="spin_wait false")

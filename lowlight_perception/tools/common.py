@@ -25,6 +25,28 @@ def size_arg(text: str) -> tuple[int, int]:
     return w, h
 
 
+def add_size_args(
+    parser: argparse.ArgumentParser,
+    camera: tuple[int, int],
+    net: tuple[int, int],
+    camera_help: str = "frame WxH",
+    net_help: str = "network WxH",
+) -> None:
+    """``--camera-size`` and ``--net-size``, spelled and parsed one way in every command that
+    takes them (export, bench node, bench graph); the defaults are appended to the help."""
+    for flag, default, text in (
+        ("--camera-size", camera, camera_help),
+        ("--net-size", net, net_help),
+    ):
+        parser.add_argument(
+            flag,
+            type=size_arg,
+            metavar="WxH",
+            default=default,
+            help=f"{text} (default {default[0]}x{default[1]})",
+        )
+
+
 def machine() -> dict:
     """The machine a figure was measured on."""
     cpu = platform.processor() or platform.machine()

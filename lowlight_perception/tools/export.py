@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from ..models.export import ExportReport
 
 from ..metadata import UPSAMPLE_MODES
-from .common import size_arg
+from .common import add_size_args
 
 # Mirrors of models.export's constants (a test keeps them equal): importing that module here
 # would load torch on every `lowlight` start, and the base install has no torch.
@@ -64,20 +64,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="with --random-init: build option of the model (repeatable)",
     )
     p.add_argument("--out", type=Path, required=True, help="output .onnx path")
-    p.add_argument(
-        "--camera-size",
-        type=size_arg,
-        metavar="WxH",
-        default=(640, 480),
-        help="camera WxH the model is made for (default 640x480): the graph takes frames of "
-        "any size; this one is checked first and is a TensorRT engine's optimum",
-    )
-    p.add_argument(
-        "--net-size",
-        type=size_arg,
-        metavar="WxH",
-        default=(320, 240),
-        help="WxH the network runs at (default 320x240; LISU: multiples of 16)",
+    add_size_args(
+        p,
+        (640, 480),
+        (320, 240),
+        camera_help="camera WxH the model is made for: the graph takes frames of any size; "
+        "this one is checked first and is a TensorRT engine's optimum",
+        net_help="WxH the network runs at (LISU: multiples of 16)",
     )
     p.add_argument(
         "--upsample",

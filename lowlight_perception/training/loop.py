@@ -528,13 +528,13 @@ def run_dir(config: TrainConfig) -> Path:
     return path
 
 
-def _git_commit() -> str | None:
+def _git_commit(here: Path | None = None) -> str | None:
     """The package checkout's commit, when it is one (a wheel install has none), with
     ``+dirty`` when the package's tracked files differ from it: the code that trained a model
-    was then not that commit's."""
+    was then not that commit's. ``here``: the package directory (this one by default)."""
     import subprocess
 
-    here = Path(__file__).resolve().parents[1]
+    here = here or Path(__file__).resolve().parents[1]
 
     def git(*args: str) -> str | None:
         try:
